@@ -1,0 +1,60 @@
+# mintq — every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+SAM_VENV := .venv-sam
+SAM := $(SAM_VENV)/bin/sam
+
+.DEFAULT_GOAL := help
+.PHONY: help dev test test-unit test-integration lint typecheck validate build contracts bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(VENV)/.stamp: requirements-dev.txt layers/common/requirements.txt functions/batch/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+node_modules/.stamp: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+$(SAM_VENV)/.stamp:
+	$(PYTHON) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/pip install -q --upgrade pip
+	$(SAM_VENV)/bin/pip install -q aws-sam-cli==1.170.0
+	touch $@
+
+.PHONY: deps
+deps: $(VENV)/.stamp node_modules/.stamp
+
+dev: deps ## run the local stack in the foreground (PostgreSQL, anvil, API on :3000, batch worker)
+	$(PY) -m devstack
+
+test: deps ## run the whole test suite against real PostgreSQL and anvil
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-unit: deps ## unit tests only (no database, no chain)
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: deps ## ruff
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: deps ## mypy --strict over the mintq package and the local stack
+	$(VENV)/bin/mypy
+
+validate: $(SAM_VENV)/.stamp ## sam validate --lint
+	$(SAM) validate --lint
+
+build: $(SAM_VENV)/.stamp ## sam build (no Docker needed)
+	$(SAM) build
+
+contracts: node_modules/.stamp ## recompile contracts/*.sol into contracts/artifacts/
+	node scripts/build-contracts.mjs
+
+clean: ## remove local state and build output
+	rm -rf .local .aws-sam

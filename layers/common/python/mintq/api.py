@@ -1,0 +1,144 @@
+"""HTTP API: Powertools routers, request models and the one error shape.
+
+Every error body is ``{"success": false, "error": {"code": ..., "message": ...}}``;
+status codes come from the error classes in ``mintq.errors``, assigned here only.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.router import Router
+from aws_lambda_powertools.metrics import MetricUnit
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from mintq import config, db, errors, payments, queue
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+JSON = "application/json"
+
+
+class MintRequest(BaseModel):
+    """``POST /mint`` body."""
+
+    model_config = ConfigDict(extra="forbid")
+    payer: StrictStr = Field(description="EIP-55 or single-case 0x address that receives the mint")
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
+    body = json.dumps({"success": False, "error": {"code": code, "message": message}})
+    return Response(status_code=status, content_type=JSON, body=body, headers=headers)
+
+
+# --- enqueue -----------------------------------------------------------------
+
+enqueue_router = Router()
+
+
+@enqueue_router.post("/mint")
+def post_mint(request: MintRequest) -> Response[str]:
+    cfg = config.load()
+    admission = payments.gate(cfg).admit(body_payer=request.payer, headers=enqueue_router.current_event.headers)
+    queued = queue.enqueue(db.shared_connection(), payer=admission.payer, payment_type=admission.payment_type)
+    metrics.add_metric(name="MintRequested", unit=MetricUnit.Count, value=1)
+    logger.info("request enqueued", extra={"action": "enqueued", "queue_id": queued.queue_id,
+                                           "queue_position": queued.queue_position})
+    body = {
+        "success": True,
+        "message": "Mint request added to queue",
+        "queueId": queued.queue_id,
+        "queuePosition": queued.queue_position,
+        "payer": queued.payer,
+        "estimatedWaitSeconds": queued.estimated_wait_seconds,
+        "paymentType": queued.payment_type,
+    }
+    return Response(status_code=202, content_type=JSON, body=json.dumps(body))
+
+
+# --- status ------------------------------------------------------------------
+
+status_router = Router()
+
+
+@status_router.get("/queue/status")
+def get_status() -> dict[str, Any]:
+    return queue.status(db.shared_connection())
+
+
+@status_router.get("/queue/payer/<address>")
+def get_payer(
+    address: str,
+    limit: Annotated[int | None, Query(ge=1, le=queue.PAYER_PAGE_MAX)] = None,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> dict[str, Any]:
+    return queue.payer_requests(db.shared_connection(), address, limit=limit, cursor=cursor)
+
+
+@status_router.get("/queue/item/<queueId>")
+def get_item(queueId: str) -> dict[str, Any]:  # noqa: N803 - the path parameter's public name
+    return queue.item(db.shared_connection(), queueId)
+
+
+# --- the app -----------------------------------------------------------------
+
+
+class MintqResolver(APIGatewayHttpResolver):
+    """HTTP API resolver that refuses oversized bodies before anything parses them."""
+
+    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        body = event.get("body") or ""
+        limit = config.load().max_body_bytes
+        # base64 bodies are 4/3 larger on the wire than the bytes they carry.
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+        if size > limit:
+            response = error_response(413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes")
+            return {
+                "statusCode": response.status_code,
+                "headers": {"Content-Type": JSON},
+                "body": response.body,
+                "isBase64Encoded": False,
+            }
+        return super().resolve(event, context)
+
+
+def _validation_error(exc: RequestValidationError) -> Response[str]:
+    problems = exc.errors()
+    if any(p.get("type") == "json_invalid" for p in problems):
+        return error_response(400, errors.MalformedJson.code, "the request body is not valid JSON")
+    details = []
+    for problem in problems:
+        where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
+        details.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return error_response(422, errors.ValidationFailed.code, "; ".join(details))
+
+
+def _mintq_error(exc: errors.MintqError) -> Response[str]:
+    if exc.http_status >= 500:
+        logger.exception("request failed", extra={"action": "request_failed", "code": exc.code})
+    headers = {"Retry-After": "5"} if exc.http_status == 503 else None
+    return error_response(exc.http_status, exc.code, exc.message, headers)
+
+
+def _unexpected(exc: Exception) -> Response[str]:
+    logger.exception("unexpected error", extra={"action": "request_failed"})
+    return error_response(500, errors.MintqError.code, "internal error")
+
+
+def create_app(*routers: Router) -> MintqResolver:
+    app = MintqResolver(enable_validation=True)
+    for router in routers:
+        app.include_router(router)
+    app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(errors.MintqError)(_mintq_error)
+    app.exception_handler(NotFoundError)(lambda exc: error_response(404, "not_found", "no such route"))
+    app.not_found(lambda exc: error_response(404, "not_found", "no such route"))
+    app.exception_handler(Exception)(_unexpected)
+    return app

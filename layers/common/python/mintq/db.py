@@ -1,0 +1,124 @@
+"""PostgreSQL access: one reused connection, named queries, and error translation.
+
+All runtime SQL lives in ``sql/queries.sql`` as ``-- name: <query>`` blocks with
+``%(param)s`` placeholders; code refers to queries by name only. psycopg errors
+never leave this module: they become ``errors.DatabaseError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from importlib import resources
+from typing import Any, LiteralString, cast
+
+import psycopg
+from psycopg.rows import dict_row
+
+from mintq import config, errors
+
+Row = dict[str, Any]
+Params = Mapping[str, Any]
+
+_QUERY_HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
+
+
+def parse_queries(text: str) -> dict[str, LiteralString]:
+    """Split a file of ``-- name: x`` blocks into ``{name: sql}``."""
+    queries: dict[str, LiteralString] = {}
+    headers = list(_QUERY_HEADER.finditer(text))
+    for header, following in zip(headers, [*headers[1:], None], strict=True):
+        end = following.start() if following else len(text)
+        body = text[header.end() : end].strip()
+        name = header["name"]
+        if name in queries:
+            raise ValueError(f"query {name!r} is defined twice")
+        if not body:
+            raise ValueError(f"query {name!r} is empty")
+        queries[name] = cast(LiteralString, body)
+    return queries
+
+
+@functools.cache
+def queries() -> dict[str, LiteralString]:
+    text = resources.files("mintq").joinpath("sql/queries.sql").read_text(encoding="utf-8")
+    return parse_queries(text)
+
+
+def query(name: str) -> LiteralString:
+    try:
+        return queries()[name]
+    except KeyError as exc:
+        raise errors.ConfigurationError(f"unknown query {name!r}") from exc
+
+
+def connect(conninfo: str | None = None, *, application_name: str = "mintq") -> psycopg.Connection[Row]:
+    """Open an autocommit connection; transactions are explicit (``with transaction(conn)``).
+
+    ``prepare_threshold=None`` keeps psycopg from preparing statements, which would pin
+    sessions behind RDS Proxy.
+    """
+    try:
+        return psycopg.connect(
+            conninfo or config.database_url(),
+            autocommit=True,
+            row_factory=dict_row,
+            prepare_threshold=None,
+            application_name=application_name,
+            connect_timeout=10,
+        )
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+_shared: psycopg.Connection[Row] | None = None
+
+
+def shared_connection() -> psycopg.Connection[Row]:
+    """The execution environment's connection, reopened if it broke between invocations."""
+    global _shared  # noqa: PLW0603 - one connection per Lambda execution environment
+    if _shared is None or _shared.closed or _shared.broken:
+        _shared = connect()
+    return _shared
+
+
+def close_shared_connection() -> None:
+    global _shared  # noqa: PLW0603
+    if _shared is not None:
+        _shared.close()
+        _shared = None
+
+
+@contextlib.contextmanager
+def wrap_errors() -> Iterator[None]:
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise errors.DatabaseError(f"{type(exc).__name__}: {exc}".strip()) from exc
+
+
+@contextlib.contextmanager
+def transaction(conn: psycopg.Connection[Row]) -> Iterator[psycopg.Connection[Row]]:
+    with wrap_errors(), conn.transaction():
+        yield conn
+
+
+def one(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> Row | None:
+    with wrap_errors(), conn.cursor() as cur:
+        cur.execute(query(name), params or {})
+        return cur.fetchone()
+
+
+def all(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> list[Row]:  # noqa: A001
+    with wrap_errors(), conn.cursor() as cur:
+        cur.execute(query(name), params or {})
+        return cur.fetchall()
+
+
+def execute(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> int:
+    """Run a statement and return the number of rows it touched."""
+    with wrap_errors(), conn.cursor() as cur:
+        cur.execute(query(name), params or {})
+        return cur.rowcount

@@ -1,0 +1,133 @@
+"""One error tree for mintq.
+
+Every error carries a stable machine ``code`` and the HTTP status the API answers
+with; ``api`` maps them to responses in one place. A docstring is the default message.
+"""
+
+from __future__ import annotations
+
+
+class MintqError(Exception):
+    """Internal error."""
+
+    code = "internal_error"
+    http_status = 500
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+# --- request errors (4xx) -------------------------------------------------
+
+
+class InvalidRequest(MintqError):
+    """The request is invalid."""
+
+    code = "invalid_request"
+    http_status = 400
+
+
+class MalformedJson(InvalidRequest):
+    """The request body is not valid JSON."""
+
+    code = "malformed_json"
+
+
+class ValidationFailed(InvalidRequest):
+    """The request body does not match the expected shape."""
+
+    code = "validation_error"
+    http_status = 422
+
+
+class InvalidAddress(InvalidRequest):
+    """The address is not a valid Ethereum address."""
+
+    code = "invalid_address"
+
+
+class InvalidQueueId(InvalidRequest):
+    """The queue id is not a UUID."""
+
+    code = "invalid_queue_id"
+
+
+class PayloadTooLarge(InvalidRequest):
+    """The request body is too large."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class NotFound(MintqError):
+    """Not found."""
+
+    code = "not_found"
+    http_status = 404
+
+
+class PayerLimitReached(MintqError):
+    """This payer already has the maximum number of pending requests."""
+
+    code = "payer_limit_reached"
+    http_status = 429
+
+
+# --- our own faults (5xx) -------------------------------------------------
+
+
+class DatabaseError(MintqError):
+    """The database could not complete the operation."""
+
+    code = "database_error"
+    http_status = 503
+
+
+class ConfigurationError(MintqError):
+    """The service is not configured correctly."""
+
+    code = "configuration_error"
+    http_status = 500
+
+
+class InvalidTransition(MintqError):
+    """A state change was attempted from a state that does not allow it."""
+
+    code = "invalid_transition"
+    http_status = 409
+
+
+# --- chain ----------------------------------------------------------------
+
+
+class ChainError(MintqError):
+    """The chain RPC failed."""
+
+    code = "chain_error"
+    http_status = 502
+
+
+class ChainUnavailable(ChainError):
+    """The chain RPC is unreachable, rate-limited or timing out."""
+
+    code = "chain_unavailable"
+
+
+class SimulatedRevert(ChainError):
+    """The transaction would revert."""
+
+    code = "simulated_revert"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class SigningError(MintqError):
+    """The transaction could not be signed."""
+
+    code = "signing_error"

@@ -1,0 +1,153 @@
+"""The mint queue as users see it: enqueue a request, follow it, read the line.
+
+Every function takes an open connection and returns plain, JSON-ready data shaped
+like the seed API. No HTTP here; ``api`` adapts these to routes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from mintq import addresses, db, errors
+from mintq.settings import QueueSettings
+
+Conn = psycopg.Connection[db.Row]
+
+RECENT_BATCHES = 5
+PAYER_PAGE_DEFAULT = 20
+PAYER_PAGE_MAX = 100
+
+
+@dataclass(frozen=True, kw_only=True)
+class Enqueued:
+    queue_id: str
+    queue_position: int
+    payer: str
+    estimated_wait_seconds: int
+    payment_type: str
+
+
+def estimate_wait_seconds(position: int, batch_size: int, interval_seconds: float) -> int:
+    """Seconds until the batch that carries ``position`` starts: one interval per batch ahead."""
+    batches = math.ceil(max(position, 1) / max(batch_size, 1))
+    return math.ceil(batches * interval_seconds)
+
+
+def enqueue(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
+    """Commit one pending request for ``payer`` (already validated) and place it in line."""
+    defaults = QueueSettings()
+    row = db.one(
+        conn,
+        "enqueue_request",
+        {"payer": payer, "payment_type": payment_type, "default_max_pending": defaults.max_pending_per_payer},
+    )
+    if row is None or row["id"] is None:
+        limit = row["max_pending"] if row else defaults.max_pending_per_payer
+        raise errors.PayerLimitReached(
+            f"{payer} already has {limit} pending requests; wait for them to be minted"
+        )
+    settings = QueueSettings.from_mapping(
+        {"max_batch_size": row["max_batch_size"], "batch_interval_seconds": row["batch_interval_seconds"]}
+    )
+    position = int(row["queue_position"])
+    return Enqueued(
+        queue_id=str(row["id"]),
+        queue_position=position,
+        payer=payer,
+        estimated_wait_seconds=estimate_wait_seconds(
+            position, settings.max_batch_size, settings.batch_interval_seconds
+        ),
+        payment_type=payment_type,
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def _public(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            out[key] = _iso(value)
+        elif isinstance(value, uuid.UUID):
+            out[key] = str(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _number(value: float) -> float | int:
+    return int(value) if float(value).is_integer() else value
+
+
+def status(conn: Conn) -> dict[str, Any]:
+    """``GET /queue/status``: statistics, the newest batches and the live settings."""
+    stats = db.one(conn, "queue_stats") or {}
+    batches = db.all(conn, "recent_batches", {"limit": RECENT_BATCHES})
+    settings = QueueSettings.from_mapping({r["key"]: r["value"] for r in db.all(conn, "all_settings")})
+    return {
+        "stats": _public(stats),
+        "recentBatches": [_public(b) for b in batches],
+        "batchInterval": _number(settings.batch_interval_seconds),
+        "maxBatchSize": settings.max_batch_size,
+    }
+
+
+def _encode_cursor(row: dict[str, Any]) -> str:
+    raw = f"{row['created_at'].isoformat()}|{row['id']}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, ident = raw.split("|", 1)
+        return datetime.fromisoformat(created), uuid.UUID(ident)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise errors.InvalidRequest("cursor is not one this API returned") from exc
+
+
+def payer_requests(conn: Conn, address: str, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+    """``GET /queue/payer/{address}``: the payer's requests, newest first, one page at a time."""
+    payer = addresses.parse(address)
+    page = PAYER_PAGE_DEFAULT if limit is None else limit
+    if not 1 <= page <= PAYER_PAGE_MAX:
+        raise errors.InvalidRequest(f"limit must be between 1 and {PAYER_PAGE_MAX}")
+    before_created_at, before_id = _decode_cursor(cursor) if cursor else (None, None)
+    rows = db.all(
+        conn,
+        "payer_requests",
+        {"payer": payer, "limit": page + 1, "before_created_at": before_created_at, "before_id": before_id},
+    )
+    more = len(rows) > page
+    rows = rows[:page]
+    return {
+        "payer": payer,
+        "requests": [_public(r) for r in rows],
+        "nextCursor": _encode_cursor(rows[-1]) if more else None,
+    }
+
+
+def parse_queue_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, AttributeError, TypeError) as exc:
+        raise errors.InvalidQueueId(f"queueId must be a UUID, not {value[:64]!r}") from exc
+
+
+def item(conn: Conn, queue_id: str) -> dict[str, Any]:
+    """``GET /queue/item/{queueId}``: one request's public state."""
+    ident = parse_queue_id(queue_id)
+    row = db.one(conn, "queue_item", {"id": ident}) or db.one(conn, "archived_item", {"id": ident})
+    if row is None:
+        raise errors.NotFound(f"no request with queueId {ident}")
+    return _public(row)

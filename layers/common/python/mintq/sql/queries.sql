@@ -1,0 +1,258 @@
+-- mintq named queries. Each block starts with "-- name: <query>" and a one-line
+-- description; parameters are %(named)s. Schema changes live in migrations/.
+
+-- name: enqueue_request
+-- Insert one request unless its payer is at the cap, and answer with its place in line,
+-- the settings the wait estimate needs and the payer's pending count: one round trip.
+WITH s AS (
+    SELECT coalesce(max(CASE WHEN key = 'max_pending_per_payer' AND value ~ '^[0-9]{1,9}$'
+                             THEN value::int END), %(default_max_pending)s) AS max_pending,
+           max(CASE WHEN key = 'max_batch_size' THEN value END) AS max_batch_size,
+           max(CASE WHEN key = 'batch_interval_seconds' THEN value END) AS batch_interval_seconds
+      FROM system_settings
+     WHERE key IN ('max_pending_per_payer', 'max_batch_size', 'batch_interval_seconds')
+), payer AS (
+    SELECT coalesce((SELECT pending_count FROM payer_pending WHERE payer_address = %(payer)s), 0) AS pending
+), ticket AS (
+    SELECT nextval('mint_queue_position_seq') AS t FROM payer, s WHERE payer.pending < s.max_pending
+), inserted AS (
+    INSERT INTO mint_queue (queue_position, enqueue_position, payer_address, payment_type)
+    SELECT t, mintq_queue_position(t), %(payer)s, %(payment_type)s FROM ticket
+    RETURNING id, enqueue_position, created_at
+)
+SELECT inserted.id, inserted.enqueue_position AS queue_position, inserted.created_at,
+       payer.pending AS payer_pending, s.max_pending, s.max_batch_size, s.batch_interval_seconds
+  FROM payer CROSS JOIN s LEFT JOIN inserted ON true;
+
+-- name: queue_stats
+-- The seed's statistics view (counters plus one index probe).
+SELECT pending_count, processing_count, completed_count, failed_count, oldest_pending,
+       unique_payers_pending
+  FROM queue_stats;
+
+-- name: recent_batches
+-- The newest batches for the status page.
+SELECT id, batch_tx_hash, mint_count, status, nonce, created_at, sent_at, confirmed_at,
+       block_number, gas_used, error_message
+  FROM batch_mints
+ ORDER BY created_at DESC
+ LIMIT %(limit)s;
+
+-- name: all_settings
+-- Every runtime setting.
+SELECT key, value FROM system_settings;
+
+-- name: payer_requests
+-- One payer's requests, newest first, after an optional keyset cursor.
+SELECT id, status, created_at, processed_at, mint_tx_hash, error_message,
+       CASE WHEN status = 'pending' THEN mintq_queue_position(queue_position)
+            ELSE enqueue_position END AS queue_position
+  FROM mint_queue
+ WHERE payer_address = %(payer)s
+   AND (%(before_created_at)s::timestamptz IS NULL
+        OR (created_at, id) < (%(before_created_at)s::timestamptz, %(before_id)s::uuid))
+ ORDER BY created_at DESC, id DESC
+ LIMIT %(limit)s;
+
+-- name: queue_item
+-- One request's public fields (never authorization data or raw transactions).
+SELECT id, payer_address, status, created_at, updated_at, processed_at, mint_tx_hash,
+       error_message, retry_count, payment_type,
+       CASE WHEN status = 'pending' THEN mintq_queue_position(queue_position)
+            ELSE enqueue_position END AS queue_position
+  FROM mint_queue
+ WHERE id = %(id)s;
+
+-- name: archived_item
+-- A completed request whose queue row was cleaned up, answered from mint_history.
+SELECT queue_id AS id, payer_address, 'completed' AS status, created_at,
+       completed_at AS updated_at, completed_at AS processed_at, mint_tx_hash,
+       NULL::text AS error_message, 0 AS retry_count, payment_type, NULL::bigint AS queue_position
+  FROM mint_history
+ WHERE queue_id = %(id)s;
+
+-- name: cycle_probe
+-- Everything an idle batch cycle needs in one cheap query: settings, queue statistics,
+-- and whether this signer has work (an unfinished batch or a pending request).
+SELECT (SELECT jsonb_object_agg(key, value) FROM system_settings) AS settings,
+       EXISTS (SELECT 1 FROM batch_mints
+                WHERE chain_id = %(chain_id)s AND signer_address = %(signer)s
+                  AND status IN ('signed', 'pending')) AS has_inflight,
+       EXISTS (SELECT 1 FROM mint_queue WHERE status = 'pending') AS has_pending,
+       st.pending_count, st.processing_count, st.completed_count, st.failed_count,
+       st.oldest_pending, st.unique_payers_pending
+  FROM queue_stats st;
+
+-- name: try_signer_lock
+-- Session advisory lock per signer: one batch worker per wallet at a time.
+SELECT pg_try_advisory_lock(hashtextextended(%(lock_name)s, 0)) AS locked;
+
+-- name: release_signer_lock
+-- Give the signer lock back before the connection is reused.
+SELECT pg_advisory_unlock(hashtextextended(%(lock_name)s, 0)) AS unlocked;
+
+-- name: claim_requests
+-- Claim the head of the line for a new batch; SKIP LOCKED lets claimers never block
+-- each other. The cursor records how far the line has been claimed.
+WITH picked AS (
+    SELECT id FROM mint_queue
+     WHERE status = 'pending'
+     ORDER BY queue_position
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE mint_queue m
+       SET status = 'processing', batch_id = %(batch_id)s
+      FROM picked
+     WHERE m.id = picked.id
+    RETURNING m.id, m.payer_address, m.queue_position, m.retry_count
+), cursor_moved AS (
+    UPDATE queue_cursor
+       SET claimed_through = greatest(claimed_through, (SELECT max(queue_position) FROM claimed))
+     WHERE EXISTS (SELECT 1 FROM claimed)
+)
+SELECT id, payer_address, queue_position, retry_count FROM claimed ORDER BY queue_position;
+
+-- name: release_requests
+-- Put claimed requests back in line untouched (an operational fault, not theirs).
+UPDATE mint_queue
+   SET status = 'pending', batch_id = NULL
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing';
+
+-- name: fail_requests
+-- Fail requests for good with a reason (e.g. the token's supply is exhausted).
+UPDATE mint_queue
+   SET status = 'failed', error_message = %(reason)s, processed_at = now(), batch_id = NULL
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing';
+
+-- name: retry_requests
+-- Charge one attempt to each request: back in line, or failed once attempts run out.
+UPDATE mint_queue
+   SET retry_count = retry_count + 1,
+       error_message = %(reason)s,
+       status = CASE WHEN retry_count + 1 >= %(max_attempts)s THEN 'failed'::mint_status
+                     ELSE 'pending'::mint_status END,
+       processed_at = CASE WHEN retry_count + 1 >= %(max_attempts)s THEN now() END
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing'
+RETURNING id, status;
+
+-- name: insert_batch
+-- Record a signed batch before it is broadcast (the write-ahead record).
+INSERT INTO batch_mints (id, batch_tx_hash, mint_count, status, chain_id, signer_address,
+                         token_address, nonce, gas_limit, max_fee_per_gas,
+                         max_priority_fee_per_gas, amount_per_mint)
+VALUES (%(id)s, %(tx_hash)s, %(mint_count)s, 'signed', %(chain_id)s, %(signer)s, %(token)s,
+        %(nonce)s, %(gas_limit)s, %(max_fee_per_gas)s, %(max_priority_fee_per_gas)s,
+        %(amount_per_mint)s);
+
+-- name: insert_attempt
+-- Record one signed transaction of a batch.
+INSERT INTO batch_attempts (tx_hash, batch_id, attempt, raw_tx, max_fee_per_gas,
+                            max_priority_fee_per_gas)
+VALUES (%(tx_hash)s, %(batch_id)s, %(attempt)s, %(raw_tx)s, %(max_fee_per_gas)s,
+        %(max_priority_fee_per_gas)s);
+
+-- name: mark_batch_sent
+-- The node accepted (or already knew) the batch's transaction.
+UPDATE batch_mints
+   SET status = 'pending', sent_at = coalesce(sent_at, now())
+ WHERE id = %(id)s AND status = 'signed';
+
+-- name: inflight_batches
+-- This signer's unfinished batches, oldest nonce first, with every attempt's hash.
+SELECT b.id, b.nonce, b.status, b.batch_tx_hash, b.mint_count, b.created_at, b.sent_at,
+       b.gas_limit, b.max_fee_per_gas, b.max_priority_fee_per_gas, b.amount_per_mint,
+       coalesce(jsonb_agg(jsonb_build_object('tx_hash', a.tx_hash, 'raw_tx', a.raw_tx,
+                                             'attempt', a.attempt)
+                          ORDER BY a.attempt) FILTER (WHERE a.tx_hash IS NOT NULL),
+                '[]') AS attempts
+  FROM batch_mints b
+  LEFT JOIN batch_attempts a ON a.batch_id = b.id
+ WHERE b.chain_id = %(chain_id)s AND b.signer_address = %(signer)s
+   AND b.status IN ('signed', 'pending')
+ GROUP BY b.id
+ ORDER BY b.nonce;
+
+-- name: highest_used_nonce
+-- The highest nonce this signer's batches consumed on chain (confirmed or reverted).
+SELECT max(nonce) AS nonce FROM batch_mints
+ WHERE chain_id = %(chain_id)s AND signer_address = %(signer)s
+   AND status IN ('confirmed', 'failed');
+
+-- name: complete_batch
+-- Mined with status 1: confirm the batch, complete its items and write their history,
+-- all at once. Guarded by the batch's state, so finishing twice changes nothing.
+WITH b AS (
+    UPDATE batch_mints
+       SET status = 'confirmed', batch_tx_hash = %(tx_hash)s, confirmed_at = now(),
+           block_number = %(block_number)s, gas_used = %(gas_used)s,
+           effective_gas_price = %(effective_gas_price)s, error_message = NULL
+     WHERE id = %(batch_id)s AND status IN ('signed', 'pending')
+    RETURNING id, amount_per_mint
+), attempts AS (
+    UPDATE batch_attempts
+       SET status = CASE WHEN tx_hash = %(tx_hash)s THEN 'mined'::attempt_status
+                         ELSE 'replaced'::attempt_status END
+     WHERE batch_id = (SELECT id FROM b)
+), items AS (
+    UPDATE mint_queue m
+       SET status = 'completed', processed_at = now(), mint_tx_hash = %(tx_hash)s,
+           error_message = NULL
+     WHERE m.batch_id = (SELECT id FROM b) AND m.status = 'processing'
+    RETURNING m.id, m.payer_address, m.payment_tx_hash, m.tx_hash_bytes32, m.payment_type,
+              m.created_at
+), history AS (
+    INSERT INTO mint_history (queue_id, payer_address, payment_tx_hash, tx_hash_bytes32,
+                              mint_tx_hash, amount, block_number, payment_type, batch_id,
+                              created_at)
+    SELECT i.id, i.payer_address, i.payment_tx_hash, i.tx_hash_bytes32, %(tx_hash)s,
+           (SELECT amount_per_mint::text FROM b), %(block_number)s, i.payment_type,
+           %(batch_id)s, i.created_at
+      FROM items i
+    ON CONFLICT (queue_id) DO NOTHING
+    RETURNING queue_id
+)
+SELECT (SELECT count(*) FROM b) AS batches, (SELECT count(*) FROM items) AS completed,
+       (SELECT count(*) FROM history) AS archived;
+
+-- name: revert_batch
+-- Mined with status 0: the batch failed; its items are charged one attempt each.
+WITH b AS (
+    UPDATE batch_mints
+       SET status = 'failed', batch_tx_hash = %(tx_hash)s, confirmed_at = now(),
+           block_number = %(block_number)s, gas_used = %(gas_used)s,
+           effective_gas_price = %(effective_gas_price)s, error_message = %(reason)s
+     WHERE id = %(batch_id)s AND status IN ('signed', 'pending')
+    RETURNING id
+), attempts AS (
+    UPDATE batch_attempts
+       SET status = CASE WHEN tx_hash = %(tx_hash)s THEN 'mined'::attempt_status
+                         ELSE 'replaced'::attempt_status END
+     WHERE batch_id = (SELECT id FROM b)
+), items AS (
+    UPDATE mint_queue
+       SET retry_count = retry_count + 1,
+           error_message = %(reason)s,
+           status = CASE WHEN retry_count + 1 >= %(max_attempts)s THEN 'failed'::mint_status
+                         ELSE 'pending'::mint_status END,
+           processed_at = CASE WHEN retry_count + 1 >= %(max_attempts)s THEN now() END
+     WHERE batch_id = (SELECT id FROM b) AND status = 'processing'
+    RETURNING status
+)
+SELECT (SELECT count(*) FROM b) AS batches,
+       count(*) FILTER (WHERE status = 'pending') AS requeued,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+  FROM items;
+
+-- name: drop_batch
+-- The batch's nonce was provably used by another transaction: none of its attempts can
+-- ever be mined, so its items go back in line without being charged.
+WITH b AS (
+    UPDATE batch_mints
+       SET status = 'dropped', error_message = %(reason)s
+     WHERE id = %(batch_id)s AND status IN ('signed', 'pending')
+    RETURNING id
+)
+UPDATE mint_queue
+   SET status = 'pending', batch_id = NULL
+ WHERE batch_id = (SELECT id FROM b) AND status = 'processing';
