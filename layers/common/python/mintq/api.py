@@ -7,14 +7,15 @@ status codes come from the error classes in ``mintq.errors``, assigned here only
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.event_handler.router import Router
 from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -33,24 +34,30 @@ class MintRequest(BaseModel):
     payer: StrictStr = Field(description="EIP-55 or single-case 0x address that receives the mint")
 
 
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response[str]:
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> Response[str]:
     body = json.dumps({"success": False, "error": {"code": code, "message": message}})
     return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
 # --- enqueue -----------------------------------------------------------------
 
-enqueue_router = Router()
+enqueue_router = Router()  # type: ignore[no-untyped-call]
 
 
-@enqueue_router.post("/mint")
+@enqueue_router.post("/mint")  # type: ignore[untyped-decorator]
 def post_mint(request: MintRequest) -> Response[str]:
     cfg = config.load()
-    admission = payments.gate(cfg).admit(body_payer=request.payer, headers=enqueue_router.current_event.headers)
+    admission = payments.gate(cfg).admit(
+        body_payer=request.payer, headers=enqueue_router.current_event.headers
+    )
     queued = queue.enqueue(db.shared_connection(), payer=admission.payer, payment_type=admission.payment_type)
     metrics.add_metric(name="MintRequested", unit=MetricUnit.Count, value=1)
-    logger.info("request enqueued", extra={"action": "enqueued", "queue_id": queued.queue_id,
-                                           "queue_position": queued.queue_position})
+    logger.info(
+        "request enqueued",
+        extra={"action": "enqueued", "queue_id": queued.queue_id, "queue_position": queued.queue_position},
+    )
     body = {
         "success": True,
         "message": "Mint request added to queue",
@@ -65,15 +72,15 @@ def post_mint(request: MintRequest) -> Response[str]:
 
 # --- status ------------------------------------------------------------------
 
-status_router = Router()
+status_router = Router()  # type: ignore[no-untyped-call]
 
 
-@status_router.get("/queue/status")
+@status_router.get("/queue/status")  # type: ignore[untyped-decorator]
 def get_status() -> dict[str, Any]:
     return queue.status(db.shared_connection())
 
 
-@status_router.get("/queue/payer/<address>")
+@status_router.get("/queue/payer/<address>")  # type: ignore[untyped-decorator]
 def get_payer(
     address: str,
     limit: Annotated[int | None, Query(ge=1, le=queue.PAYER_PAGE_MAX)] = None,
@@ -82,8 +89,8 @@ def get_payer(
     return queue.payer_requests(db.shared_connection(), address, limit=limit, cursor=cursor)
 
 
-@status_router.get("/queue/item/<queueId>")
-def get_item(queueId: str) -> dict[str, Any]:  # noqa: N803 - the path parameter's public name
+@status_router.get("/queue/item/<queueId>")  # type: ignore[untyped-decorator]
+def get_item(queueId: str) -> dict[str, Any]:
     return queue.item(db.shared_connection(), queueId)
 
 
@@ -93,13 +100,15 @@ def get_item(queueId: str) -> dict[str, Any]:  # noqa: N803 - the path parameter
 class MintqResolver(APIGatewayHttpResolver):
     """HTTP API resolver that refuses oversized bodies before anything parses them."""
 
-    def resolve(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
         body = event.get("body") or ""
         limit = config.load().max_body_bytes
         # base64 bodies are 4/3 larger on the wire than the bytes they carry.
         size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
         if size > limit:
-            response = error_response(413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes")
+            response = error_response(
+                413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes"
+            )
             return {
                 "statusCode": response.status_code,
                 "headers": {"Content-Type": JSON},

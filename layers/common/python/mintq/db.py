@@ -12,7 +12,7 @@ import functools
 import re
 from collections.abc import Iterator, Mapping
 from importlib import resources
-from typing import Any, LiteralString, cast
+from typing import Any, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
@@ -37,7 +37,7 @@ def parse_queries(text: str) -> dict[str, LiteralString]:
             raise ValueError(f"query {name!r} is defined twice")
         if not body:
             raise ValueError(f"query {name!r} is empty")
-        queries[name] = cast(LiteralString, body)
+        queries[name] = body  # type: ignore[assignment]  # read from our own file, never user input
     return queries
 
 
@@ -111,7 +111,7 @@ def one(conn: psycopg.Connection[Row], name: str, params: Params | None = None) 
         return cur.fetchone()
 
 
-def all(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> list[Row]:  # noqa: A001
+def all(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> list[Row]:
     with wrap_errors(), conn.cursor() as cur:
         cur.execute(query(name), params or {})
         return cur.fetchall()

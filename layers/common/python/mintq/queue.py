@@ -116,7 +116,9 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         raise errors.InvalidRequest("cursor is not one this API returned") from exc
 
 
-def payer_requests(conn: Conn, address: str, *, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+def payer_requests(
+    conn: Conn, address: str, *, limit: int | None = None, cursor: str | None = None
+) -> dict[str, Any]:
     """``GET /queue/payer/{address}``: the payer's requests, newest first, one page at a time."""
     payer = addresses.parse(address)
     page = PAYER_PAGE_DEFAULT if limit is None else limit

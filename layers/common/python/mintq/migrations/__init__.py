@@ -74,8 +74,11 @@ def apply(conninfo: str | None = None) -> list[str]:
                         conn.execute(
                             "INSERT INTO schema_migrations (version, name, checksum)"
                             " VALUES (%(version)s, %(name)s, %(checksum)s)",
-                            {"version": migration.version, "name": migration.name,
-                             "checksum": migration.checksum},
+                            {
+                                "version": migration.version,
+                                "name": migration.name,
+                                "checksum": migration.checksum,
+                            },
                         )
                     applied_now.append(migration.name)
             finally:

@@ -256,3 +256,9 @@ WITH b AS (
 UPDATE mint_queue
    SET status = 'pending', batch_id = NULL
  WHERE batch_id = (SELECT id FROM b) AND status = 'processing';
+
+-- name: batch_recipients
+-- A batch's recipients in the order they were sent.
+SELECT payer_address FROM mint_queue
+ WHERE batch_id = %(batch_id)s AND status = 'processing'
+ ORDER BY queue_position;

@@ -1,0 +1,550 @@
+"""The batch worker: one signer, one advisory lock, one nonce sequence.
+
+A run holds a PostgreSQL session advisory lock keyed by the signer, so a second run for
+the same wallet exits at once. Each cycle (every ``batch_interval_seconds``, settings
+re-read every time) first reconciles this signer's unfinished batches, then, with none
+in flight, claims the head of the line and sends one ``batchMint`` transaction.
+
+Ordering is the whole point: the signed transaction, its nonce and its items are
+committed *before* the broadcast, so after a crash at any instant the next run finds the
+batch and either sees its receipt, rebroadcasts the very same bytes, or proves its nonce
+was consumed by something else. A batch's nonce is unique in the database, which fences
+off a worker that lost its lock: it can never record a second transaction for that nonce.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mintq import chain as chainlib
+from mintq import config, db, errors
+from mintq import signer as signerlib
+from mintq.settings import QueueSettings
+from mintq.signer import Signer
+
+logger = Logger(child=True)
+metrics = Metrics()
+
+Conn = psycopg.Connection[db.Row]
+FaultHook = Callable[[str], None]
+
+#: Named points where tests inject crashes; see ``Batcher.fault``.
+CRASH_POINTS = ("after_claim", "after_sign", "after_record", "after_broadcast", "after_receipt", "mid_record")
+
+
+class BatchBlocked(errors.ChainError):
+    """Every batchMint reverts, whoever the recipient: the contract or the signer is at fault."""
+
+    code = "batch_blocked"
+
+
+@dataclass
+class RunSummary:
+    locked: bool = False
+    cycles: int = 0
+    batches_sent: int = 0
+    batches_confirmed: int = 0
+    batches_reverted: int = 0
+    batches_dropped: int = 0
+    mints_completed: int = 0
+    requests_failed: int = 0
+    faults: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    id: uuid.UUID
+    payer_address: str
+
+
+def _no_fault(point: str) -> None:
+    return None
+
+
+class Batcher:
+    def __init__(
+        self,
+        conn: Conn,
+        chain: chainlib.Chain,
+        signer: Signer,
+        *,
+        chain_id: int | None = None,
+        gas_headroom: float = 1.25,
+        poll_seconds: float = 0.25,
+        min_cycle_seconds: float = 5.0,
+        max_backoff_seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        fault: FaultHook = _no_fault,
+    ) -> None:
+        self.conn = conn
+        self.chain = chain
+        self.signer = signer
+        self.chain_id = chain_id if chain_id is not None else chain.chain_id
+        self.gas_headroom = gas_headroom
+        self.poll_seconds = poll_seconds
+        self.min_cycle_seconds = min_cycle_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self.clock = clock
+        self.sleep = sleep
+        #: Called at each name in CRASH_POINTS; tests raise or kill the process there.
+        self.fault = fault
+        self.summary = RunSummary()
+
+    @property
+    def signer_address(self) -> str:
+        return self.signer.address
+
+    @property
+    def lock_name(self) -> str:
+        return f"mintq:batch:{self.chain_id}:{self.signer_address.lower()}"
+
+    def _keys(self) -> dict[str, Any]:
+        return {"chain_id": self.chain_id, "signer": self.signer_address}
+
+    # --- the run loop -------------------------------------------------------
+
+    def run(self, deadline: float) -> RunSummary:
+        """Cycle until ``deadline`` (a ``clock()`` value) is too close for another cycle."""
+        self.summary = RunSummary()
+        row = db.one(self.conn, "try_signer_lock", {"lock_name": self.lock_name})
+        if not row or not row["locked"]:
+            logger.info(
+                "another worker holds this signer; exiting",
+                extra={"action": "lock_busy", "signer": self.signer_address},
+            )
+            return self.summary
+        self.summary.locked = True
+        logger.info(
+            "processor start",
+            extra={
+                "action": "processor_start",
+                "signer": self.signer_address,
+                "chain_id": self.chain_id,
+                "token": self.chain.token,
+            },
+        )
+        consecutive_faults = 0
+        try:
+            while True:
+                started = self.clock()
+                settings = self.cycle(deadline)
+                consecutive_faults = consecutive_faults + 1 if self._last_cycle_faulted else 0
+                pause = settings.batch_interval_seconds
+                if consecutive_faults:
+                    pause = min(pause * 2 ** (consecutive_faults - 1), self.max_backoff_seconds)
+                next_start = started + pause
+                if next_start + self.min_cycle_seconds > deadline:
+                    break
+                self.sleep(max(0.0, next_start - self.clock()))
+        finally:
+            if not self.conn.broken and not self.conn.closed:
+                db.one(self.conn, "release_signer_lock", {"lock_name": self.lock_name})
+        logger.info("processor stop", extra={"action": "processor_stop", **self.summary.as_dict()})
+        return self.summary
+
+    _last_cycle_faulted = False
+
+    def cycle(self, deadline: float) -> QueueSettings:
+        """One cycle: an idle one costs a single query."""
+        self.summary.cycles += 1
+        self._last_cycle_faulted = False
+        probe = db.one(self.conn, "cycle_probe", self._keys()) or {}
+        settings = QueueSettings.from_mapping(probe.get("settings") or {})
+        logger.info(
+            "queue stats",
+            extra={
+                "action": "queue_stats",
+                **{
+                    k: probe.get(k)
+                    for k in (
+                        "pending_count",
+                        "processing_count",
+                        "completed_count",
+                        "failed_count",
+                        "unique_payers_pending",
+                    )
+                },
+                "oldest_pending": str(probe.get("oldest_pending")) if probe.get("oldest_pending") else None,
+            },
+        )
+        if not probe.get("has_inflight") and not probe.get("has_pending"):
+            return settings
+        try:
+            if probe.get("has_inflight") and self.reconcile(settings, deadline) > 0:
+                return settings  # one batch in flight at a time
+            if probe.get("has_pending"):
+                batch_id = self.dispatch(settings)
+                if batch_id is not None:
+                    self.broadcast(batch_id)
+                    self.await_receipt(batch_id, settings, deadline)
+        except errors.ChainError as exc:
+            # Operational: items stay pending and are charged nothing; back off.
+            self._last_cycle_faulted = True
+            self.summary.faults += 1
+            metrics.add_metric(name="WorkerFault", unit=MetricUnit.Count, value=1)
+            logger.error(
+                "cycle skipped: chain fault",
+                extra={"action": "cycle_fault", "error": str(exc), "code": exc.code},
+            )
+        return settings
+
+    # --- new batches --------------------------------------------------------
+
+    def _next_nonce(self) -> int:
+        pending = self.chain.nonce(self.signer_address, "pending")
+        row = db.one(self.conn, "highest_used_nonce", self._keys())
+        used = row["nonce"] if row else None
+        if used is not None and used >= pending:
+            raise errors.ChainError(
+                f"the chain reports nonce {pending} but this signer's nonce {used} is recorded as mined;"
+                " refusing to reuse a nonce (was the chain reset?)"
+            )
+        return pending
+
+    def _isolate(self, items: list[Claimed]) -> tuple[list[Claimed], int, list[tuple[Claimed, str]]]:
+        """Simulate the batch; if it would revert, find the recipients that make it revert."""
+        sender = self.signer_address
+        try:
+            return items, self.chain.estimate_batch_mint(sender, [i.payer_address for i in items]), []
+        except errors.SimulatedRevert:
+            pass
+        try:
+            self.chain.estimate_batch_mint(sender, [sender])
+        except errors.SimulatedRevert as exc:
+            raise BatchBlocked(f"batchMint reverts for any recipient: {exc.reason}") from exc
+        good: list[Claimed] = []
+        rejected: list[tuple[Claimed, str]] = []
+
+        def split(group: Sequence[Claimed]) -> None:
+            try:
+                self.chain.estimate_batch_mint(sender, [i.payer_address for i in group])
+                good.extend(group)
+                return
+            except errors.SimulatedRevert as exc:
+                if len(group) == 1:
+                    rejected.append((group[0], exc.reason))
+                    return
+            mid = len(group) // 2
+            split(group[:mid])
+            split(group[mid:])
+
+        split(items)
+        if not good:
+            return [], 0, rejected
+        try:
+            gas = self.chain.estimate_batch_mint(sender, [i.payer_address for i in good])
+        except errors.SimulatedRevert as exc:
+            raise BatchBlocked(f"the non-reverting recipients still revert together: {exc.reason}") from exc
+        return good, gas, rejected
+
+    def dispatch(self, settings: QueueSettings) -> uuid.UUID | None:
+        """Claim, simulate, sign and record one batch in one transaction; broadcast comes after."""
+        supply = self.chain.supply()
+        fees = self.chain.fees()
+        nonce = self._next_nonce()
+        gas_cap = min(chainlib.TX_GAS_CAP, self.chain.block_gas_limit())
+        batch_id = uuid.uuid4()
+        with db.transaction(self.conn):
+            rows = db.all(
+                self.conn, "claim_requests", {"limit": settings.max_batch_size, "batch_id": batch_id}
+            )
+            if not rows:
+                return None
+            self.fault("after_claim")
+            items = [Claimed(r["id"], r["payer_address"]) for r in rows]
+            if supply.remaining_mints is not None and len(items) > supply.remaining_mints:
+                overflow = items[supply.remaining_mints :]
+                items = items[: supply.remaining_mints]
+                self._fail(overflow, f"max supply reached: the token has {supply.remaining_mints} mints left")
+            if not items:
+                return None
+            items, gas, rejected = self._isolate(items)
+            for item, reason in rejected:
+                self._fail([item], f"mint would revert: {reason}")
+            if not items:
+                return None
+            gas_limit = min(int(gas * self.gas_headroom), gas_cap)
+            data = self.chain.batch_mint_data([i.payer_address for i in items])
+            signed = self.signer.sign(
+                {
+                    "type": 2,
+                    "chainId": self.chain_id,
+                    "nonce": nonce,
+                    "to": self.chain.token,
+                    "value": 0,
+                    "data": data,
+                    "gas": gas_limit,
+                    "maxFeePerGas": fees.max_fee_per_gas,
+                    "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
+                }
+            )
+            self.fault("after_sign")
+            db.execute(
+                self.conn,
+                "insert_batch",
+                {
+                    "id": batch_id,
+                    "tx_hash": signed.tx_hash,
+                    "mint_count": len(items),
+                    **self._keys(),
+                    "token": self.chain.token,
+                    "nonce": nonce,
+                    "gas_limit": gas_limit,
+                    "max_fee_per_gas": fees.max_fee_per_gas,
+                    "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
+                    "amount_per_mint": supply.amount_per_mint,
+                },
+            )
+            db.execute(
+                self.conn,
+                "insert_attempt",
+                {
+                    "tx_hash": signed.tx_hash,
+                    "batch_id": batch_id,
+                    "attempt": 1,
+                    "raw_tx": signed.raw.hex(),
+                    "max_fee_per_gas": fees.max_fee_per_gas,
+                    "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
+                },
+            )
+            # Items that were claimed but neither failed nor batched: none by construction.
+        self.fault("after_record")
+        logger.info(
+            "batch recorded",
+            extra={
+                "action": "batch_recorded",
+                "batch_id": str(batch_id),
+                "nonce": nonce,
+                "tx_hash": signed.tx_hash,
+                "size": len(items),
+            },
+        )
+        return batch_id
+
+    def _fail(self, items: Sequence[Claimed], reason: str) -> None:
+        if not items:
+            return
+        db.execute(self.conn, "fail_requests", {"ids": [i.id for i in items], "reason": reason})
+        self.summary.requests_failed += len(items)
+        metrics.add_metric(name="MintFailed", unit=MetricUnit.Count, value=len(items))
+        logger.warning(
+            "requests failed",
+            extra={
+                "action": "requests_failed",
+                "count": len(items),
+                "reason": reason,
+                "queue_ids": [str(i.id) for i in items],
+            },
+        )
+
+    # --- broadcast and receipts ---------------------------------------------
+
+    def _inflight(self, batch_id: uuid.UUID | None = None) -> list[db.Row]:
+        rows = db.all(self.conn, "inflight_batches", self._keys())
+        return [r for r in rows if batch_id is None or r["id"] == batch_id]
+
+    def broadcast(self, batch_id: uuid.UUID) -> None:
+        for batch in self._inflight(batch_id):
+            self._send_latest(batch)
+            self.summary.batches_sent += 1
+            metrics.add_metric(name="BatchSent", unit=MetricUnit.Count, value=1)
+            logger.info(
+                "batch sent",
+                extra={
+                    "action": "batch_sent",
+                    "batch_id": str(batch["id"]),
+                    "nonce": batch["nonce"],
+                    "tx_hash": batch["batch_tx_hash"],
+                    "size": batch["mint_count"],
+                },
+            )
+
+    def _send_latest(self, batch: db.Row) -> chainlib.SendOutcome:
+        attempt = batch["attempts"][-1]
+        outcome = self.chain.send_raw(bytes.fromhex(attempt["raw_tx"]))
+        if outcome in (chainlib.SendOutcome.ACCEPTED, chainlib.SendOutcome.ALREADY_KNOWN):
+            db.execute(self.conn, "mark_batch_sent", {"id": batch["id"]})
+        self.fault("after_broadcast")
+        return outcome
+
+    def _find_receipt(self, batch: db.Row) -> chainlib.Receipt | None:
+        for attempt in reversed(batch["attempts"]):
+            receipt = self.chain.receipt(attempt["tx_hash"])
+            if receipt is not None:
+                return receipt
+        return None
+
+    def await_receipt(self, batch_id: uuid.UUID, settings: QueueSettings, deadline: float) -> bool:
+        """Wait for the batch's receipt; running out of time is never a failure."""
+        batches = self._inflight(batch_id)
+        if not batches:
+            return True
+        return self._await(batches[0], settings, deadline)
+
+    def _await(self, batch: db.Row, settings: QueueSettings, deadline: float) -> bool:
+        until = min(self.clock() + settings.receipt_wait_seconds, deadline - 1.0)
+        while True:
+            receipt = self._find_receipt(batch)
+            if receipt is not None:
+                self.fault("after_receipt")
+                self.finalize(batch, receipt, settings)
+                return True
+            if self.clock() >= until:
+                logger.info(
+                    "receipt not yet available",
+                    extra={
+                        "action": "receipt_pending",
+                        "batch_id": str(batch["id"]),
+                        "nonce": batch["nonce"],
+                    },
+                )
+                return False
+            self.sleep(self.poll_seconds)
+
+    def finalize(self, batch: db.Row, receipt: chainlib.Receipt, settings: QueueSettings) -> None:
+        """Record a mined batch in one transaction (idempotent: a second call changes nothing)."""
+        params = {
+            "batch_id": batch["id"],
+            "tx_hash": receipt.tx_hash,
+            "block_number": receipt.block_number,
+            "gas_used": receipt.gas_used,
+            "effective_gas_price": receipt.effective_gas_price,
+        }
+        log = {
+            "batch_id": str(batch["id"]),
+            "nonce": batch["nonce"],
+            "tx_hash": receipt.tx_hash,
+            "block_number": receipt.block_number,
+            "gas_used": receipt.gas_used,
+        }
+        if receipt.status == 1:
+            with db.transaction(self.conn):
+                row = db.one(self.conn, "complete_batch", params) or {}
+                self.fault("mid_record")
+            completed = int(row.get("completed") or 0)
+            self.summary.batches_confirmed += int(row.get("batches") or 0)
+            self.summary.mints_completed += completed
+            metrics.add_metric(name="BatchConfirmed", unit=MetricUnit.Count, value=1)
+            metrics.add_metric(name="MintCompleted", unit=MetricUnit.Count, value=completed)
+            logger.info(
+                "batch confirmed",
+                extra={
+                    "action": "batch_confirmed",
+                    "completed": completed,
+                    "gas_per_mint": receipt.gas_used // max(completed, 1),
+                    **log,
+                },
+            )
+            return
+        recipients = [
+            r["payer_address"] for r in db.all(self.conn, "batch_recipients", {"batch_id": batch["id"]})
+        ]
+        reason = self.chain.revert_reason(self.signer_address, recipients, receipt.block_number)
+        with db.transaction(self.conn):
+            row = (
+                db.one(
+                    self.conn,
+                    "revert_batch",
+                    {
+                        **params,
+                        "reason": f"batch reverted: {reason}",
+                        "max_attempts": settings.retry_max_attempts,
+                    },
+                )
+                or {}
+            )
+            self.fault("mid_record")
+        self.summary.batches_reverted += int(row.get("batches") or 0)
+        self.summary.requests_failed += int(row.get("failed") or 0)
+        metrics.add_metric(name="BatchReverted", unit=MetricUnit.Count, value=1)
+        logger.error(
+            "batch failed",
+            extra={
+                "action": "batch_failed",
+                "reason": reason,
+                "requeued": row.get("requeued"),
+                "failed": row.get("failed"),
+                **log,
+            },
+        )
+
+    # --- recovery -----------------------------------------------------------
+
+    def reconcile(self, settings: QueueSettings, deadline: float) -> int:
+        """Settle every unfinished batch of this signer; returns how many are still in flight."""
+        still = 0
+        for batch in self._inflight():
+            receipt = self._find_receipt(batch)
+            if receipt is not None:
+                self.finalize(batch, receipt, settings)
+                continue
+            if self.chain.nonce(self.signer_address, "latest") > batch["nonce"]:
+                receipt = self._find_receipt(batch)  # it may have been mined just now
+                if receipt is not None:
+                    self.finalize(batch, receipt, settings)
+                    continue
+                reason = f"nonce {batch['nonce']} was consumed by a transaction that is not this batch's"
+                db.execute(self.conn, "drop_batch", {"batch_id": batch["id"], "reason": reason})
+                self.summary.batches_dropped += 1
+                logger.warning(
+                    "batch dropped",
+                    extra={
+                        "action": "batch_dropped",
+                        "batch_id": str(batch["id"]),
+                        "nonce": batch["nonce"],
+                        "reason": reason,
+                    },
+                )
+                continue
+            outcome = self._send_latest(batch)
+            logger.info(
+                "batch rebroadcast",
+                extra={
+                    "action": "batch_rebroadcast",
+                    "batch_id": str(batch["id"]),
+                    "nonce": batch["nonce"],
+                    "outcome": outcome.value,
+                },
+            )
+            if not self._await(batch, settings, deadline):
+                still += 1
+        return still
+
+
+# --- the Lambda entry point's domain half ---------------------------------------
+
+_worker: Batcher | None = None
+
+
+def _build_worker() -> Batcher:
+    cfg = config.load()
+    if not cfg.rpc_url or not cfg.token_address:
+        raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
+    conn = db.connect(application_name="mintq-batch")
+    return Batcher(
+        conn,
+        chainlib.Chain(cfg.rpc_url, cfg.token_address),
+        signerlib.LocalSigner(config.signer_private_key()),
+        chain_id=cfg.chain_id,
+    )
+
+
+def run_invocation(remaining_ms: int, *, safety_seconds: float = 10.0) -> RunSummary:
+    """Run cycles until shortly before the invocation's own timeout."""
+    global _worker  # noqa: PLW0603 - reused across warm invocations like any client
+    if _worker is None or _worker.conn.closed or _worker.conn.broken:
+        _worker = _build_worker()
+    deadline = _worker.clock() + remaining_ms / 1000 - safety_seconds
+    return _worker.run(deadline)

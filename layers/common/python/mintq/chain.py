@@ -1,0 +1,258 @@
+"""The chain as the batch worker needs it: nonces, fees, simulation, broadcast, receipts.
+
+Works with any token exposing ``batchMint(address[])``; supply views are optional.
+web3 and transport exceptions never leave this module: an unreachable, slow or
+rate-limiting node is ``errors.ChainUnavailable`` (an operational fault, never the
+items' fault); a revert found by simulation is ``errors.SimulatedRevert``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import requests
+from eth_abi.abi import decode as abi_decode
+from eth_abi.abi import encode as abi_encode
+from eth_utils.address import to_checksum_address
+from eth_utils.crypto import keccak
+from web3 import Web3
+from web3.exceptions import (
+    ContractLogicError,
+    TimeExhausted,
+    TransactionNotFound,
+    Web3Exception,
+    Web3RPCError,
+)
+
+from mintq import errors
+
+
+def _selector(signature: str) -> bytes:
+    return keccak(text=signature)[:4]
+
+
+BATCH_MINT = _selector("batchMint(address[])")
+_VIEWS = {
+    name: _selector(f"{name}()") for name in ("remainingMints", "amountPerMint", "maxSupply", "totalSupply")
+}
+
+# Custom errors worth a readable reason: the reference token's and OpenZeppelin's.
+_KNOWN_ERRORS: dict[bytes, tuple[str, list[str]]] = {
+    _selector(f"{name}({','.join(types)})"): (name, types)
+    for name, types in [
+        ("MaxSupplyExceeded", ["uint256", "uint256"]),
+        ("PoisonedRecipient", ["address"]),
+        ("EnforcedPause", []),
+        ("AccessControlUnauthorizedAccount", ["address", "bytes32"]),
+        ("ERC20InvalidReceiver", ["address"]),
+        ("Error", ["string"]),
+    ]
+}
+
+# Per-transaction gas cap enforced since the Fusaka upgrade (EIP-7825).
+TX_GAS_CAP = 2**24
+
+
+class SendOutcome(enum.StrEnum):
+    ACCEPTED = "accepted"  #: the node took the transaction
+    ALREADY_KNOWN = "already_known"  #: the node already has these exact bytes
+    NONCE_USED = "nonce_used"  #: "nonce too low": something with this nonce was mined
+    UNDERPRICED = "underpriced"  #: a same-nonce transaction with higher fees is pending
+
+
+@dataclass(frozen=True, kw_only=True)
+class Fees:
+    base_fee: int
+    max_fee_per_gas: int
+    max_priority_fee_per_gas: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Receipt:
+    tx_hash: str
+    status: int
+    block_number: int
+    gas_used: int
+    effective_gas_price: int | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Supply:
+    remaining_mints: int | None  # None: the token does not tell
+    amount_per_mint: int | None
+
+
+def decode_revert(data: object) -> str:
+    """A readable reason from revert data (hex string or bytes)."""
+    if isinstance(data, str):
+        try:
+            raw = bytes.fromhex(data.removeprefix("0x"))
+        except ValueError:
+            return data
+    elif isinstance(data, bytes | bytearray):
+        raw = bytes(data)
+    else:
+        return "reverted"
+    known = _KNOWN_ERRORS.get(raw[:4])
+    if known is None:
+        return f"reverted (data 0x{raw.hex()})" if raw else "reverted"
+    name, types = known
+    try:
+        values = abi_decode(types, raw[4:]) if types else ()
+    except Exception:
+        return name
+    if name == "Error":
+        return str(values[0])
+    return f"{name}({', '.join(str(v) for v in values)})"
+
+
+def _classify_send_error(message: str) -> SendOutcome | None:
+    text = message.lower()
+    if "already known" in text or "already imported" in text or "known transaction" in text:
+        return SendOutcome.ALREADY_KNOWN
+    if "nonce too low" in text or "nonce is too low" in text or "nonce has already been used" in text:
+        return SendOutcome.NONCE_USED
+    if "replacement transaction underpriced" in text or "replacement fee too low" in text:
+        return SendOutcome.UNDERPRICED
+    return None
+
+
+@contextlib.contextmanager
+def _rpc(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (requests.RequestException, TimeExhausted, OSError) as exc:
+        raise errors.ChainUnavailable(f"{action}: {type(exc).__name__}: {exc}") from exc
+    except Web3RPCError as exc:
+        raise errors.ChainUnavailable(f"{action}: {exc}") from exc
+    except Web3Exception as exc:
+        raise errors.ChainError(f"{action}: {exc}") from exc
+
+
+class Chain:
+    def __init__(self, rpc_url: str, token_address: str, *, timeout: float = 10) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+        self.token = to_checksum_address(token_address)
+
+    @cached_property
+    def chain_id(self) -> int:
+        with _rpc("eth_chainId"):
+            return int(self.w3.eth.chain_id)
+
+    def nonce(self, address: str, block: str = "pending") -> int:
+        with _rpc("eth_getTransactionCount"):
+            return int(self.w3.eth.get_transaction_count(to_checksum_address(address), block))  # type: ignore[arg-type]
+
+    def fees(self) -> Fees:
+        """EIP-1559 fees with room for the base fee to double before inclusion."""
+        with _rpc("fee quote"):
+            block = self.w3.eth.get_block("latest")
+            base_fee = int(block.get("baseFeePerGas", 0) or 0)
+            tip = int(self.w3.eth.max_priority_fee)
+        return Fees(base_fee=base_fee, max_fee_per_gas=2 * base_fee + tip, max_priority_fee_per_gas=tip)
+
+    def block_gas_limit(self) -> int:
+        with _rpc("eth_getBlockByNumber"):
+            return int(self.w3.eth.get_block("latest")["gasLimit"])
+
+    def _view(self, name: str) -> int | None:
+        try:
+            with _rpc(name):
+                raw = self.w3.eth.call({"to": self.token, "data": _VIEWS[name]})
+        except errors.ChainUnavailable:
+            raise
+        except (errors.ChainError, ContractLogicError):
+            return None
+        if len(raw) != 32:
+            return None
+        return int.from_bytes(raw, "big")
+
+    def supply(self) -> Supply:
+        amount = self._view("amountPerMint")
+        remaining = self._view("remainingMints")
+        if remaining is None and amount:
+            max_supply, total = self._view("maxSupply"), self._view("totalSupply")
+            if max_supply is not None and total is not None:
+                remaining = max(max_supply - total, 0) // amount
+        return Supply(remaining_mints=remaining, amount_per_mint=amount)
+
+    @staticmethod
+    def batch_mint_data(recipients: Sequence[str]) -> bytes:
+        return BATCH_MINT + abi_encode(["address[]"], [[to_checksum_address(r) for r in recipients]])
+
+    def estimate_batch_mint(self, sender: str, recipients: Sequence[str]) -> int:
+        """Gas for ``batchMint(recipients)``; raises ``SimulatedRevert`` if it would revert."""
+        tx: dict[str, Any] = {
+            "from": to_checksum_address(sender),
+            "to": self.token,
+            "data": self.batch_mint_data(recipients),
+        }
+        try:
+            with _rpc("eth_estimateGas"):
+                return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+        except errors.ChainError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ContractLogicError):
+                raise errors.SimulatedRevert(
+                    decode_revert(cause.data) if cause.data else str(cause)
+                ) from cause
+            if isinstance(cause, Web3RPCError) and "revert" in str(cause).lower():
+                raise errors.SimulatedRevert(str(cause)) from cause
+            raise
+        except ContractLogicError as exc:
+            raise errors.SimulatedRevert(decode_revert(exc.data) if exc.data else str(exc)) from exc
+
+    def send_raw(self, raw: bytes) -> SendOutcome:
+        """Broadcast signed bytes. Resending the same bytes is always safe."""
+        try:
+            with _rpc("eth_sendRawTransaction"):
+                self.w3.eth.send_raw_transaction(raw)
+        except errors.ChainError as exc:
+            outcome = _classify_send_error(str(exc))
+            if outcome is None:
+                raise
+            return outcome
+        return SendOutcome.ACCEPTED
+
+    def receipt(self, tx_hash: str) -> Receipt | None:
+        try:
+            with _rpc("eth_getTransactionReceipt"):
+                r = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except errors.ChainError as exc:
+            if isinstance(exc.__cause__, TransactionNotFound):
+                return None
+            raise
+        if r is None or r.get("blockNumber") is None:
+            return None
+        price = r.get("effectiveGasPrice")
+        return Receipt(
+            tx_hash=tx_hash,
+            status=int(r["status"]),
+            block_number=int(r["blockNumber"]),
+            gas_used=int(r["gasUsed"]),
+            effective_gas_price=int(price) if price is not None else None,
+        )
+
+    def revert_reason(self, sender: str, recipients: Sequence[str], block_number: int) -> str:
+        """Replay a mined, reverted batch to learn why (best effort)."""
+        tx: dict[str, Any] = {
+            "from": to_checksum_address(sender),
+            "to": self.token,
+            "data": self.batch_mint_data(recipients),
+        }
+        try:
+            with _rpc("eth_call"):
+                self.w3.eth.call(tx, block_identifier=max(block_number - 1, 0))  # type: ignore[arg-type]
+        except ContractLogicError as exc:
+            return decode_revert(exc.data) if exc.data else str(exc)
+        except errors.ChainError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ContractLogicError):
+                return decode_revert(cause.data) if cause.data else str(cause)
+            return "reverted on chain"
+        return "reverted on chain"
