@@ -73,3 +73,32 @@ def set_setting(conn: Any) -> Any:
         )
 
     return setter
+
+
+# --- chain ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def anvil_node() -> Iterator[Any]:
+    from devstack import anvil
+
+    node = anvil.start_anvil(accounts=20)
+    yield node
+    node.stop()
+
+
+@pytest.fixture
+def w3(anvil_node: Any) -> Iterator[Any]:
+    from web3 import Web3
+
+    web3 = Web3(Web3.HTTPProvider(anvil_node.rpc_url))
+    yield web3
+    # A test that paused mining must not leave the next test waiting for blocks.
+    web3.provider.make_request("evm_setAutomine", [True])
+
+
+@pytest.fixture
+def chain_env(anvil_node: Any) -> Any:
+    from tests.support.chain import ChainEnv
+
+    return ChainEnv(anvil_node.rpc_url)

@@ -30,8 +30,11 @@ def test_every_query_the_code_names_exists() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["0x70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
-     "0x70997970C51812DC3A010C7D01B50E0D17DC79C8"],
+    [
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+        "0x70997970C51812DC3A010C7D01B50E0D17DC79C8",
+    ],
 )
 def test_addresses_without_or_with_a_correct_checksum_are_accepted(value: str) -> None:
     assert addresses.parse(value) == "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -39,8 +42,18 @@ def test_addresses_without_or_with_a_correct_checksum_are_accepted(value: str) -
 
 @pytest.mark.parametrize(
     "value",
-    [None, 5, "", "0x", "70997970C51812dc3A010C7d01b50e0d17dc79C8", "0x70997970C51812dc3A010C7d01b50e0d17dc79c8",
-     "0x" + "0" * 40, "0x" + "1" * 39, "0x" + "1" * 41, " 0x" + "1" * 40],
+    [
+        None,
+        5,
+        "",
+        "0x",
+        "70997970C51812dc3A010C7d01b50e0d17dc79C8",
+        "0x70997970C51812dc3A010C7d01b50e0d17dc79c8",
+        "0x" + "0" * 40,
+        "0x" + "1" * 39,
+        "0x" + "1" * 41,
+        " 0x" + "1" * 40,
+    ],
 )
 def test_bad_addresses_are_rejected(value: object) -> None:
     with pytest.raises(errors.InvalidAddress):
@@ -51,13 +64,21 @@ def test_bad_addresses_are_rejected(value: object) -> None:
     ("position", "size", "interval", "wait"),
     [(1, 50, 10, 10), (50, 50, 10, 10), (51, 50, 10, 20), (5, 1, 2.5, 13), (0, 50, 10, 10)],
 )
-def test_wait_estimate_is_one_interval_per_batch_ahead(position: int, size: int, interval: float, wait: int) -> None:
+def test_wait_estimate_is_one_interval_per_batch_ahead(
+    position: int, size: int, interval: float, wait: int
+) -> None:
     assert queue.estimate_wait_seconds(position, size, interval) == wait
 
 
 def test_settings_parse_and_fall_back_on_garbage() -> None:
-    s = QueueSettings.from_mapping({"max_batch_size": "100", "batch_interval_seconds": "2.5",
-                                    "retry_max_attempts": "lots", "max_pending_per_payer": "-1"})
+    s = QueueSettings.from_mapping(
+        {
+            "max_batch_size": "100",
+            "batch_interval_seconds": "2.5",
+            "retry_max_attempts": "lots",
+            "max_pending_per_payer": "-1",
+        }
+    )
     assert (s.max_batch_size, s.batch_interval_seconds) == (100, 2.5)
     assert (s.retry_max_attempts, s.max_pending_per_payer) == (3, 10)
 
@@ -74,10 +95,12 @@ def test_revert_data_decodes_to_readable_reasons() -> None:
 
 @pytest.mark.parametrize(
     ("message", "outcome"),
-    [("already known", chain.SendOutcome.ALREADY_KNOWN),
-     ("nonce too low: next nonce 5, tx nonce 3", chain.SendOutcome.NONCE_USED),
-     ("replacement transaction underpriced", chain.SendOutcome.UNDERPRICED),
-     ("insufficient funds for gas * price + value", None)],
+    [
+        ("already known", chain.SendOutcome.ALREADY_KNOWN),
+        ("nonce too low: next nonce 5, tx nonce 3", chain.SendOutcome.NONCE_USED),
+        ("replacement transaction underpriced", chain.SendOutcome.UNDERPRICED),
+        ("insufficient funds for gas * price + value", None),
+    ],
 )
 def test_send_errors_are_classified_as_reconciliation_signals(message: str, outcome: object) -> None:
     assert chain._classify_send_error(message) == outcome

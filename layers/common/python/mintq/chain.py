@@ -239,7 +239,7 @@ class Chain:
         )
 
     def revert_reason(self, sender: str, recipients: Sequence[str], block_number: int) -> str:
-        """Replay a mined, reverted batch to learn why (best effort)."""
+        """Replay a reverted batch on the state its block left behind to learn why (best effort)."""
         tx: dict[str, Any] = {
             "from": to_checksum_address(sender),
             "to": self.token,
@@ -247,7 +247,7 @@ class Chain:
         }
         try:
             with _rpc("eth_call"):
-                self.w3.eth.call(tx, block_identifier=max(block_number - 1, 0))  # type: ignore[arg-type]
+                self.w3.eth.call(tx, block_identifier=block_number)  # type: ignore[arg-type]
         except ContractLogicError as exc:
             return decode_revert(exc.data) if exc.data else str(exc)
         except errors.ChainError as exc:

@@ -1,0 +1,307 @@
+"""The batch worker against a real PostgreSQL and a real anvil."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import pytest
+
+from mintq import batcher, db
+from mintq.settings import QueueSettings
+from tests.support.chain import AMOUNT, MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
+
+pytestmark = pytest.mark.chain
+
+
+def statuses(conn: Any) -> dict[str, int]:
+    rows = conn.execute("SELECT status::text AS s, count(*) AS n FROM mint_queue GROUP BY 1").fetchall()
+    return {r["s"]: r["n"] for r in rows}
+
+
+def assert_minted_exactly_once(chain_env: ChainEnv, conn: Any, token: str) -> int:
+    """Every completed request minted once on chain, nothing left in flight."""
+    rows = conn.execute(
+        "SELECT payer_address, count(*) FILTER (WHERE status = 'completed') AS done,"
+        " count(*) FILTER (WHERE status IN ('pending', 'processing')) AS open FROM mint_queue GROUP BY 1"
+    ).fetchall()
+    total = 0
+    for row in rows:
+        assert row["open"] == 0
+        assert chain_env.balance(token, row["payer_address"]) == AMOUNT * row["done"]
+        total += row["done"]
+    assert chain_env.total_supply(token) == AMOUNT * total
+    history = conn.execute("SELECT count(*) AS n, count(DISTINCT queue_id) AS d FROM mint_history").fetchone()
+    assert history["n"] == history["d"] == total
+    return total
+
+
+def test_a_cycle_mints_every_pending_request_once_and_records_the_batch(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    payers = fresh_addresses(20)
+    enqueue_all(conn, payers)
+    worker = chain_env.worker(database_url, token)
+    worker.cycle(time.monotonic() + 30)
+    assert statuses(conn) == {"completed": 20}
+    assert assert_minted_exactly_once(chain_env, conn, token) == 20
+    batch = conn.execute("SELECT * FROM batch_mints").fetchone()
+    assert batch["status"] == "confirmed"
+    assert batch["mint_count"] == 20
+    assert batch["gas_used"] > 0 and batch["block_number"] > 0
+    assert batch["nonce"] == chain_env.w3.eth.get_transaction_count(MINTER) - 1
+    item = conn.execute("SELECT mint_tx_hash, processed_at FROM mint_queue LIMIT 1").fetchone()
+    assert item["mint_tx_hash"] == batch["batch_tx_hash"] and item["processed_at"] is not None
+    stats = conn.execute("SELECT * FROM queue_stats").fetchone()
+    assert (stats["pending_count"], stats["completed_count"]) == (0, 20)
+
+
+def test_an_idle_cycle_costs_one_query_and_no_rpc(
+    chain_env: ChainEnv, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token = chain_env.deploy()
+    worker = chain_env.worker(database_url, token)
+    calls: list[str] = []
+    for name in ("one", "all", "execute"):
+        original = getattr(db, name)
+        monkeypatch.setattr(db, name, lambda conn, q, p=None, _o=original: (calls.append(q), _o(conn, q, p))[1])
+    monkeypatch.setattr(worker.chain.w3.provider, "make_request",
+                        lambda *a, **k: pytest.fail("an idle cycle must not call the chain"))
+    worker.cycle(time.monotonic() + 10)
+    assert calls == ["cycle_probe"]
+
+
+def test_five_concurrent_invocations_have_one_sender_and_no_nonce_errors(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any
+) -> None:
+    token = chain_env.deploy()
+    set_setting("batch_interval_seconds", 1)
+    set_setting("max_batch_size", 7)
+    enqueue_all(conn, fresh_addresses(30))
+    workers = [chain_env.worker(database_url, token) for _ in range(5)]
+    deadline = time.monotonic() + 9
+    summaries = run_threads([lambda w=w: w.run(deadline) for w in workers])
+    assert sum(s.locked for s in summaries) == 1
+    assert all(s.faults == 0 for s in summaries)
+    assert assert_minted_exactly_once(chain_env, conn, token) == 30
+    nonces = [r["nonce"] for r in conn.execute("SELECT nonce FROM batch_mints ORDER BY nonce")]
+    assert nonces == list(range(nonces[0], nonces[0] + 5))
+    assert {r["status"] for r in conn.execute("SELECT status::text FROM batch_mints")} == {"confirmed"}
+
+
+def test_a_second_worker_exits_while_the_lock_is_held_and_runs_once_it_is_free(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    first, second = chain_env.worker(database_url, token), chain_env.worker(database_url, token)
+    assert db.one(first.conn, "try_signer_lock", {"lock_name": first.lock_name})["locked"]
+    assert second.run(time.monotonic() + 3).locked is False
+    first.conn.close()  # the holder dies: its session lock goes with it
+    assert second.run(time.monotonic() + 1).locked is True
+
+
+def test_supply_exhaustion_mints_what_fits_and_fails_the_rest_without_retries(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy(max_mints=3)
+    ids = enqueue_all(conn, fresh_addresses(5))
+    drain(chain_env.worker(database_url, token))
+    rows = {r["id"]: r for r in conn.execute("SELECT id, status::text, retry_count, error_message FROM mint_queue")}
+    assert [rows[i]["status"] for i in ids] == ["completed"] * 3 + ["failed"] * 2
+    assert all(rows[i]["retry_count"] == 0 and "max supply" in rows[i]["error_message"] for i in ids[3:])
+    assert chain_env.total_supply(token) == 3 * AMOUNT
+
+
+def test_a_poisoned_recipient_is_isolated_and_the_rest_mint(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy(contract="PoisonMintToken")
+    payers = fresh_addresses(9)
+    chain_env.admin(token, "setPoisoned", payers[4], True)
+    ids = enqueue_all(conn, payers)
+    drain(chain_env.worker(database_url, token))
+    rows = {r["id"]: r for r in conn.execute("SELECT id, status::text, error_message FROM mint_queue")}
+    assert rows[ids[4]]["status"] == "failed"
+    assert "PoisonedRecipient" in rows[ids[4]]["error_message"]
+    assert [rows[i]["status"] for i in ids if i != ids[4]] == ["completed"] * 8
+    assert chain_env.balance(token, payers[4]) == 0
+    assert assert_minted_exactly_once(chain_env, conn, token) == 8
+
+
+def test_a_mined_revert_charges_a_retry_and_fails_after_the_last_attempt(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any
+) -> None:
+    token = chain_env.deploy()
+    set_setting("retry_max_attempts", 2)
+    ids = enqueue_all(conn, fresh_addresses(3))
+    worker = chain_env.worker(database_url, token)
+    settings = QueueSettings(retry_max_attempts=2, receipt_wait_seconds=5)
+    for attempt in (1, 2):
+        chain_env.automine(False)
+        batch_id = worker.dispatch(settings)
+        assert batch_id is not None
+        worker.broadcast(batch_id)
+        # The admin's pause outbids the batch in the same block: the batch reverts on chain.
+        chain_env.admin(token, "pause", wait=False, tip_gwei=50)
+        chain_env.mine()
+        chain_env.automine(True)
+        worker.reconcile(settings, time.monotonic() + 10)
+        rows = conn.execute("SELECT status::text, retry_count, error_message FROM mint_queue").fetchall()
+        assert {r["retry_count"] for r in rows} == {attempt}
+        assert {r["status"] for r in rows} == ({"pending"} if attempt == 1 else {"failed"})
+        assert all("EnforcedPause" in r["error_message"] for r in rows)
+        chain_env.admin(token, "unpause")
+    assert [r["status"] for r in conn.execute("SELECT status::text FROM batch_mints")] == ["failed", "failed"]
+    assert chain_env.total_supply(token) == 0
+    assert len(ids) == 3
+
+
+def test_a_paused_contract_is_an_operational_fault_that_charges_nobody(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    chain_env.admin(token, "pause")
+    enqueue_all(conn, fresh_addresses(4))
+    worker = chain_env.worker(database_url, token)
+    worker.cycle(time.monotonic() + 10)
+    assert worker.summary.faults == 1
+    rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
+    assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
+    chain_env.admin(token, "unpause")
+    drain(worker)
+    assert assert_minted_exactly_once(chain_env, conn, token) == 4
+
+
+def test_an_unreachable_rpc_leaves_requests_pending_and_uncharged(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    enqueue_all(conn, fresh_addresses(3))
+    worker = chain_env.worker(database_url, token, rpc_url="http://127.0.0.1:9")
+    worker.cycle(time.monotonic() + 10)
+    assert worker.summary.faults == 1
+    rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
+    assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
+    assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 0
+
+
+def test_settings_changes_take_effect_on_the_next_cycle(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any
+) -> None:
+    token = chain_env.deploy()
+    enqueue_all(conn, fresh_addresses(7))
+    worker = chain_env.worker(database_url, token)
+    set_setting("max_batch_size", 2)
+    worker.cycle(time.monotonic() + 10)
+    set_setting("max_batch_size", 10)
+    worker.cycle(time.monotonic() + 10)
+    sizes = [r["mint_count"] for r in conn.execute("SELECT mint_count FROM batch_mints ORDER BY nonce")]
+    assert sizes == [2, 5]
+
+
+def test_a_receipt_that_has_not_arrived_is_not_a_failure(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    enqueue_all(conn, fresh_addresses(3))
+    worker = chain_env.worker(database_url, token)
+    settings = QueueSettings(receipt_wait_seconds=0.3)
+    chain_env.automine(False)
+    batch_id = worker.dispatch(settings)
+    assert batch_id is not None
+    worker.broadcast(batch_id)
+    assert worker.await_receipt(batch_id, settings, time.monotonic() + 5) is False
+    assert statuses(conn) == {"processing": 3}
+    assert conn.execute("SELECT status::text FROM batch_mints").fetchone()["status"] == "pending"
+    chain_env.mine()
+    chain_env.automine(True)
+    worker.cycle(time.monotonic() + 10)
+    assert statuses(conn) == {"completed": 3}
+
+
+def test_a_batch_whose_nonce_was_taken_by_another_transaction_is_dropped_and_requeued(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    from eth_account import Account
+
+    from tests.support.chain import MINTER_KEY
+
+    token = chain_env.deploy()
+    ids = enqueue_all(conn, fresh_addresses(3))
+    worker = chain_env.worker(database_url, token)
+    batch_id = worker.dispatch(QueueSettings())
+    assert batch_id is not None
+    # Before our batch is broadcast, someone else with the key uses its nonce.
+    w3 = chain_env.w3
+    nonce = conn.execute("SELECT nonce FROM batch_mints").fetchone()["nonce"]
+    tx = Account.from_key(MINTER_KEY).sign_transaction({
+        "to": MINTER, "value": 0, "gas": 21_000, "nonce": nonce, "chainId": w3.eth.chain_id,
+        "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
+    })
+    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))
+    worker.reconcile(QueueSettings(), time.monotonic() + 10)
+    assert conn.execute("SELECT status::text FROM batch_mints WHERE id = %(id)s",
+                        {"id": batch_id}).fetchone()["status"] == "dropped"
+    rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
+    assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
+    drain(worker)
+    assert assert_minted_exactly_once(chain_env, conn, token) == len(ids)
+
+
+class Crash(Exception):
+    """A simulated crash: not a chain fault, so nothing in the worker catches it."""
+
+
+@pytest.mark.parametrize("point", batcher.CRASH_POINTS)
+def test_a_crash_at_any_step_then_a_restart_mints_everything_exactly_once(
+    chain_env: ChainEnv, conn: Any, database_url: str, point: str
+) -> None:
+    token = chain_env.deploy()
+    enqueue_all(conn, fresh_addresses(6))
+
+    def crash(at: str) -> None:
+        if at == point:
+            raise Crash(at)
+
+    doomed = chain_env.worker(database_url, token, fault=crash)
+    with pytest.raises(Crash):
+        deadline = time.monotonic() + 10
+        for _ in range(3):
+            doomed.cycle(deadline)
+    doomed.conn.close()  # the process is gone, and its locks and open transaction with it
+    drain(chain_env.worker(database_url, token))
+    assert assert_minted_exactly_once(chain_env, conn, token) == 6
+    assert conn.execute("SELECT count(*) AS n FROM batch_mints WHERE status = 'confirmed'").fetchone()["n"] >= 1
+    assert statuses(conn) == {"completed": 6}
+
+
+def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
+    chain_env: ChainEnv, conn: Any, database_url: str, monkeypatch: pytest.MonkeyPatch, set_setting: Any
+) -> None:
+    from mintq import config
+    from tests.support.chain import MINTER_KEY
+    from tests.support.events import REPO_ROOT
+
+    from devstack.lambdas import FakeContext, load_handler
+
+    token = chain_env.deploy()
+    set_setting("batch_interval_seconds", 1)
+    enqueue_all(conn, fresh_addresses(5))
+    monkeypatch.setenv("MINTQ_RPC_URL", chain_env.rpc_url)
+    monkeypatch.setenv("MINTQ_TOKEN_ADDRESS", token)
+    monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEY", MINTER_KEY)
+    config.reset()
+    monkeypatch.setattr(batcher, "_worker", None)
+    handler = load_handler(REPO_ROOT / "functions" / "batch")
+    started = time.monotonic()
+    result = handler({"source": "aws.scheduler"}, FakeContext(function_name="batch", timeout_s=18))
+    elapsed = time.monotonic() - started
+    assert result["locked"] is True
+    assert result["mints_completed"] == 5
+    assert result["cycles"] >= 2
+    assert elapsed < 18 - 10, "it must stop before the timeout, keeping its 10 s safety margin"
+    assert batcher._worker is not None
+    batcher._worker.conn.close()
+    assert uuid.UUID(str(conn.execute("SELECT id FROM batch_mints").fetchone()["id"]))

@@ -1,0 +1,377 @@
+"""Static checks of template.yaml, the requirements split and events/*.json.
+
+cfn-lint (``sam validate --lint``) checks the CloudFormation schema; these tests pin down the
+decisions it cannot see: a sub-minute schedule rate, retries on the singleton worker, which
+function serves which route, and where web3 may appear.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = REPO_ROOT / "template.yaml"
+EVENTS_DIR = REPO_ROOT / "events"
+
+EXPECTED_ROUTES = {
+    ("POST", "/mint"): "EnqueueFunction",
+    ("GET", "/queue/status"): "StatusFunction",
+    ("GET", "/queue/payer/{address}"): "StatusFunction",
+    ("GET", "/queue/item/{queueId}"): "StatusFunction",
+}
+EXPECTED_TIMEOUTS = {
+    "EnqueueFunction": 10,
+    "StatusFunction": 10,
+    "BatchFunction": 300,
+    "MigrateFunction": 120,
+}
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc]  # untyped without types-PyYAML
+    """SafeLoader that turns CloudFormation short tags into their long JSON form."""
+
+
+def _construct_cfn(loader: _CfnLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    else:  # pragma: no cover - yaml has no other node kinds
+        raise TypeError(node)
+    if tag_suffix == "Ref":
+        return {"Ref": value}
+    if tag_suffix == "Condition":
+        return {"Condition": value}
+    if tag_suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{tag_suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _construct_cfn)
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded = yaml.load(TEMPLATE.read_text(encoding="utf-8"), Loader=_CfnLoader)  # a SafeLoader subclass
+    assert isinstance(loaded, dict)
+    return loaded
+
+
+def _resources(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
+    return {name: res for name, res in template["Resources"].items() if res["Type"] == kind}
+
+
+def _functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each AWS::Serverless::Function's properties with Globals.Function merged in (SAM rules)."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    merged: dict[str, dict[str, Any]] = {}
+    for name, res in _resources(template, "AWS::Serverless::Function").items():
+        props = {**globals_, **res.get("Properties", {})}
+        for key in ("Environment",):  # maps are merged, not replaced
+            if key in globals_ and key in res.get("Properties", {}):
+                props[key] = {
+                    "Variables": {
+                        **globals_[key].get("Variables", {}),
+                        **res["Properties"][key].get("Variables", {}),
+                    }
+                }
+        merged[name] = props
+    return merged
+
+
+def _defaults(template: dict[str, Any]) -> dict[str, str]:
+    return {name: str(p["Default"]) for name, p in template["Parameters"].items() if "Default" in p}
+
+
+def _resolve(value: Any, template: dict[str, Any], params: dict[str, str]) -> Any:
+    """Evaluate Ref-to-parameter, Fn::If/Equals/Not/And/Or and Condition with the given parameters."""
+    if isinstance(value, dict) and len(value) == 1:
+        ((key, arg),) = value.items()
+        if key == "Ref" and arg in params:
+            return params[arg]
+        if key == "Ref" and arg == "AWS::NoValue":
+            return None
+        if key == "Condition":
+            return _resolve(template["Conditions"][arg], template, params)
+        if key == "Fn::Equals":
+            left, right = (_resolve(a, template, params) for a in arg)
+            return str(left) == str(right)
+        if key == "Fn::Not":
+            return not _resolve(arg[0], template, params)
+        if key == "Fn::And":
+            return all(_resolve(a, template, params) for a in arg)
+        if key == "Fn::Or":
+            return any(_resolve(a, template, params) for a in arg)
+        if key == "Fn::If":
+            cond, if_true, if_false = arg
+            chosen = if_true if _resolve(template["Conditions"][cond], template, params) else if_false
+            return _resolve(chosen, template, params)
+    return value
+
+
+# --- schedule and the singleton worker ---------------------------------------------------
+
+_RATE = re.compile(r"^rate\((?P<n>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
+_UNIT_S = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def _schedules(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name, props in _functions(template).items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] in ("Schedule", "ScheduleV2"):
+                found.append((name, event["Properties"]))
+    return found
+
+
+def test_batch_is_scheduled_at_most_once_a_minute(template: dict[str, Any]) -> None:
+    schedules = _schedules(template)
+    assert [name for name, _ in schedules] == ["BatchFunction"]
+    for _, props in schedules:
+        expression = props["ScheduleExpression"]
+        if expression.startswith("cron("):
+            continue  # cron's finest field is the minute
+        match = _RATE.match(expression)
+        assert match, f"{expression!r}: EventBridge rates take minute(s), hour(s) or day(s) only"
+        n, unit = int(match["n"]), match["unit"]
+        assert n >= 1
+        assert (n == 1) == (not unit.endswith("s")), f"{expression!r}: use the singular unit only for 1"
+        assert n * _UNIT_S[unit.rstrip("s")] >= 60
+
+
+def test_rate_check_rejects_sub_minute_rates() -> None:
+    assert _RATE.match("rate(10 seconds)") is None
+    assert _RATE.match("rate(1 minute)") is not None
+
+
+def test_batch_ticks_are_never_retried(template: dict[str, Any]) -> None:
+    batch = _functions(template)["BatchFunction"]
+    invoke_config = batch["EventInvokeConfig"]
+    assert invoke_config["MaximumRetryAttempts"] == 0
+    assert invoke_config["MaximumEventAgeInSeconds"] <= 120
+    ((_, schedule),) = _schedules(template)
+    assert schedule.get("RetryPolicy", {}).get("MaximumRetryAttempts") == 0
+
+
+def test_batch_schedule_payload_matches_the_sample_event(template: dict[str, Any]) -> None:
+    ((_, schedule),) = _schedules(template)
+    payload = json.loads(schedule["Input"])
+    sample = json.loads((EVENTS_DIR / "batch.json").read_text(encoding="utf-8"))
+    assert set(payload) == set(sample)
+    assert sample["source"] == payload["source"]
+
+
+def test_batch_reserved_concurrency_is_one_by_default_and_can_be_omitted(template: dict[str, Any]) -> None:
+    reserved = _functions(template)["BatchFunction"]["ReservedConcurrentExecutions"]
+    params = _defaults(template)
+    assert int(_resolve(reserved, template, params)) == 1
+    assert _resolve(reserved, template, {**params, "BatchReservedConcurrency": "0"}) is None
+
+
+def test_only_the_batch_worker_is_singleton(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        if name != "BatchFunction":
+            assert "ReservedConcurrentExecutions" not in props, name
+
+
+# --- functions, routes, code -----------------------------------------------------------------
+
+
+def test_routes_are_wired_to_the_right_functions(template: dict[str, Any]) -> None:
+    routes: dict[tuple[str, str], str] = {}
+    for name, props in _functions(template).items():
+        for event in props.get("Events", {}).values():
+            if event["Type"] != "HttpApi":
+                continue
+            p = event["Properties"]
+            assert p["ApiId"] == {"Ref": "HttpApi"}
+            key = (p["Method"].upper(), p["Path"])
+            assert key not in routes, f"{key} wired twice"
+            routes[key] = name
+    assert routes == EXPECTED_ROUTES
+
+
+def test_handlers_and_runtime(template: dict[str, Any]) -> None:
+    functions = _functions(template)
+    assert set(functions) == set(EXPECTED_TIMEOUTS)
+    for name, props in functions.items():
+        assert props["Handler"] == "app.lambda_handler", name
+        assert props["Runtime"] == "python3.11", name
+        assert props["Architectures"] == ["x86_64"], name
+        assert props["Timeout"] == EXPECTED_TIMEOUTS[name], name
+        assert {"Ref": "CommonLayer"} in props["Layers"], name
+
+
+def test_every_code_uri_has_a_lambda_handler(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        app_py = REPO_ROOT / props["CodeUri"] / "app.py"
+        assert app_py.is_file(), f"{name}: {app_py} missing"
+        tree = ast.parse(app_py.read_text(encoding="utf-8"))
+        defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+        assert "lambda_handler" in defined, name
+
+
+def test_common_layer_is_built_by_sam(template: dict[str, Any]) -> None:
+    layer = template["Resources"]["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/common"
+    assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
+
+
+def test_layer_package_lands_on_the_lambda_path(template: dict[str, Any]) -> None:
+    """``sam build`` copies ContentUri *into* the layer's ``python/`` folder (Lambda's /opt/python),
+    so the package must sit at the top of ContentUri, next to requirements.txt."""
+    content = REPO_ROOT / template["Resources"]["CommonLayer"]["Properties"]["ContentUri"]
+    assert (content / "requirements.txt").is_file()
+    assert (content / "mintq" / "__init__.py").is_file(), (
+        f"no mintq package directly under {content}: sam build would ship {content}/python/mintq "
+        "as /opt/python/python/mintq, which Lambda cannot import"
+    )
+
+
+def _requirement_names(path: Path) -> set[str]:
+    names = set()
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", line)
+        assert match, f"{path}: cannot parse {line!r}"
+        names.add(match[0].lower().replace("_", "-"))
+    return names
+
+
+def test_web3_only_in_the_batch_function() -> None:
+    carriers = {
+        str(path.relative_to(REPO_ROOT))
+        for root in ("functions", "layers")
+        for path in (REPO_ROOT / root).rglob("requirements*.txt")
+        if "web3" in _requirement_names(path)
+    }
+    assert carriers == {"functions/batch/requirements.txt"}
+    assert "web3" not in _requirement_names(REPO_ROOT / "layers" / "common" / "requirements.txt")
+
+
+def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:
+    groups = _resources(template, "AWS::Logs::LogGroup")
+    used = []
+    for name, props in _functions(template).items():
+        ref = props["LoggingConfig"]["LogGroup"]
+        assert set(ref) == {"Ref"}, name
+        group = groups[ref["Ref"]]
+        assert group["Properties"]["RetentionInDays"], name
+        used.append(ref["Ref"])
+    assert len(used) == len(set(used)), "two functions share a log group"
+
+
+def test_secrets_access_is_least_privilege(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        secrets = []
+        for policy in props.get("Policies", []):
+            assert isinstance(policy, dict) and set(policy) == {"AWSSecretsManagerGetSecretValuePolicy"}, (
+                f"{name}: unexpected policy {policy!r}"
+            )
+            secrets.append(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"])
+        expected = (
+            ["DatabaseSecretArn", "SignerSecretArn"] if name == "BatchFunction" else ["DatabaseSecretArn"]
+        )
+        assert sorted(secrets) == expected, name
+
+
+def test_environment(template: dict[str, Any]) -> None:
+    for name, props in _functions(template).items():
+        env = props["Environment"]["Variables"]
+        assert env["POWERTOOLS_SERVICE_NAME"] == "mintq"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Mintq"
+        assert {"POWERTOOLS_LOG_LEVEL", "MINTQ_DATABASE_SECRET_ARN", "MINTQ_PAYMENT_MODE"} <= set(env)
+        chain_vars = {"MINTQ_RPC_URL", "MINTQ_TOKEN_ADDRESS", "MINTQ_CHAIN_ID", "MINTQ_SIGNER_SECRET_ARN"}
+        if name == "BatchFunction":
+            assert chain_vars <= set(env)
+        else:
+            assert not chain_vars & set(env), name
+    assert template["Parameters"]["PaymentMode"]["AllowedValues"] == ["free", "x402"]
+
+
+def test_migrations_rerun_when_the_layer_changes(template: dict[str, Any]) -> None:
+    migrations = template["Resources"]["Migrations"]
+    assert migrations["Type"] == "Custom::Migrations"
+    props = migrations["Properties"]
+    assert props["ServiceToken"] == {"Fn::GetAtt": ["MigrateFunction", "Arn"]}
+    assert {"Ref": "CommonLayer"} in props.values()
+    for name in ("EnqueueFunction", "StatusFunction", "BatchFunction"):
+        assert template["Resources"][name].get("DependsOn") == "Migrations", name
+
+
+# --- sample events -----------------------------------------------------------------------
+
+
+def _event_files() -> list[Path]:
+    return sorted(EVENTS_DIR.glob("*.json"))
+
+
+def test_sample_events_exist() -> None:
+    names = {p.name for p in _event_files()}
+    assert {"enqueue.json", "status.json", "payer.json", "item.json", "batch.json"} <= names
+
+
+@pytest.mark.parametrize("path", _event_files(), ids=lambda p: p.name)
+def test_sample_event_is_valid_json(path: Path) -> None:
+    assert isinstance(json.loads(path.read_text(encoding="utf-8")), dict)
+
+
+@pytest.mark.parametrize("path", [p for p in _event_files() if p.name != "batch.json"], ids=lambda p: p.name)
+def test_http_event_has_the_v2_shape(path: Path) -> None:
+    event = json.loads(path.read_text(encoding="utf-8"))
+    assert event["version"] == "2.0"
+    method, route = event["routeKey"].split(" ", 1)
+    assert (method, route) in EXPECTED_ROUTES
+    http = event["requestContext"]["http"]
+    assert http["method"] == method
+    assert http["path"] == event["rawPath"]
+    assert event["requestContext"]["routeKey"] == event["routeKey"]
+    assert event["isBase64Encoded"] is False
+    assert all(key == key.lower() for key in event["headers"]), "HTTP API lower-cases header names"
+    placeholders = re.findall(r"\{(\w+)\}", route)
+    params = event.get("pathParameters") or {}
+    assert sorted(params) == sorted(placeholders)
+    expected_path = route
+    for key, value in params.items():
+        expected_path = expected_path.replace("{" + key + "}", value)
+    assert event["rawPath"] == expected_path
+    if method == "POST":
+        assert event["headers"]["content-type"] == "application/json"
+        assert isinstance(json.loads(event["body"]), dict)
+
+
+def _is_eip55(address: str) -> bool:
+    from eth_hash.auto import keccak
+
+    body = address[2:]
+    digest = keccak(body.lower().encode()).hex()
+    return (
+        address.startswith("0x")
+        and len(body) == 40
+        and all(ch == (ch.upper() if int(digest[i], 16) >= 8 else ch.lower()) for i, ch in enumerate(body))
+    )
+
+
+def test_sample_addresses_are_checksummed() -> None:
+    enqueue = json.loads((EVENTS_DIR / "enqueue.json").read_text(encoding="utf-8"))
+    payer = json.loads((EVENTS_DIR / "payer.json").read_text(encoding="utf-8"))
+    assert _is_eip55(json.loads(enqueue["body"])["payer"])
+    assert _is_eip55(payer["pathParameters"]["address"])
+    assert not _is_eip55("0x70997970c51812dc3a010c7d01b50e0d17dc79c8")
