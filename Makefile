@@ -12,7 +12,7 @@ SAM := $(SAM_VENV)/bin/sam
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(VENV)/.stamp: requirements-dev.txt layers/common/requirements.txt functions/batch/requirements.txt
+$(VENV)/.stamp: requirements-dev.txt layers/common/python/requirements.txt functions/batch/requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt

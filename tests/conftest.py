@@ -43,7 +43,9 @@ def template_db(pg_server: postgres.Server) -> Iterator[str]:
 
 
 @pytest.fixture
-def database_url(pg_server: postgres.Server, template_db: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def database_url(
+    pg_server: postgres.Server, template_db: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
     """A fresh, migrated database for this test, wired into the handlers' configuration."""
     name = f"mintq_test_{os.getpid()}_{next(_counter)}"
     url = postgres.clone_database(pg_server.admin_url, template_db, name)

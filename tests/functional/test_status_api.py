@@ -10,10 +10,28 @@ from tests.support.events import http_event, invoke
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
-ITEM_KEYS = {"id", "payer_address", "status", "queue_position", "created_at", "updated_at", "processed_at",
-             "mint_tx_hash", "error_message", "retry_count", "payment_type"}
-PAYER_ITEM_KEYS = {"id", "status", "queue_position", "created_at", "processed_at", "mint_tx_hash",
-                   "error_message"}
+ITEM_KEYS = {
+    "id",
+    "payer_address",
+    "status",
+    "queue_position",
+    "created_at",
+    "updated_at",
+    "processed_at",
+    "mint_tx_hash",
+    "error_message",
+    "retry_count",
+    "payment_type",
+}
+PAYER_ITEM_KEYS = {
+    "id",
+    "status",
+    "queue_position",
+    "created_at",
+    "processed_at",
+    "mint_tx_hash",
+    "error_message",
+}
 
 
 def enqueue(payer: str) -> str:
@@ -22,9 +40,12 @@ def enqueue(payer: str) -> str:
     return str(body["queueId"])
 
 
-def get(path: str, route: str, params: dict[str, str] | None = None,
-        query: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
-    status, body, _ = invoke("status", http_event("GET", path, route=route, path_parameters=params, query=query))
+def get(
+    path: str, route: str, params: dict[str, str] | None = None, query: dict[str, str] | None = None
+) -> tuple[int, dict[str, Any]]:
+    status, body, _ = invoke(
+        "status", http_event("GET", path, route=route, path_parameters=params, query=query)
+    )
     return status, body
 
 
@@ -36,9 +57,7 @@ def item(queue_id: str) -> tuple[int, dict[str, Any]]:
     return get(f"/queue/item/{queue_id}", "/queue/item/{queueId}", {"queueId": queue_id})
 
 
-def test_status_reports_counts_recent_batches_and_live_settings(
-    database_url: str, set_setting: Any
-) -> None:
+def test_status_reports_counts_recent_batches_and_live_settings(database_url: str, set_setting: Any) -> None:
     enqueue(ALICE)
     enqueue(ALICE)
     enqueue(BOB)
@@ -115,10 +134,13 @@ def test_completed_items_stay_visible_after_the_seed_cleanup_deletes_their_queue
     )
     conn.execute(
         "UPDATE mint_queue SET status = 'completed', processed_at = now() - interval '31 days',"
-        " mint_tx_hash = %(tx)s WHERE id = %(id)s", {"tx": tx, "id": uuid.UUID(queue_id)},
+        " mint_tx_hash = %(tx)s WHERE id = %(id)s",
+        {"tx": tx, "id": uuid.UUID(queue_id)},
     )
     # The seed's maintenance query, as written:
-    conn.execute("DELETE FROM mint_queue WHERE status = 'completed' AND processed_at < NOW() - INTERVAL '30 days'")
+    conn.execute(
+        "DELETE FROM mint_queue WHERE status = 'completed' AND processed_at < NOW() - INTERVAL '30 days'"
+    )
     status, body = item(queue_id)
     assert status == 200
     assert (body["status"], body["mint_tx_hash"]) == ("completed", tx)
@@ -136,5 +158,5 @@ def test_positions_shrink_as_the_worker_claims_and_requeued_requests_count_ahead
     assert item(ids[0])[1]["queue_position"] == 1
     assert [item(i)[1]["queue_position"] for i in ids[2:]] == [2, 3, 4, 5]
     # And a new request is told the truth.
-    status, body, _ = invoke("enqueue", http_event("POST", "/mint", body={"payer": BOB}))
+    _status, body, _ = invoke("enqueue", http_event("POST", "/mint", body={"payer": BOB}))
     assert body["queuePosition"] == 6

@@ -66,9 +66,14 @@ def test_an_idle_cycle_costs_one_query_and_no_rpc(
     calls: list[str] = []
     for name in ("one", "all", "execute"):
         original = getattr(db, name)
-        monkeypatch.setattr(db, name, lambda conn, q, p=None, _o=original: (calls.append(q), _o(conn, q, p))[1])
-    monkeypatch.setattr(worker.chain.w3.provider, "make_request",
-                        lambda *a, **k: pytest.fail("an idle cycle must not call the chain"))
+        monkeypatch.setattr(
+            db, name, lambda conn, q, p=None, _o=original: (calls.append(q), _o(conn, q, p))[1]
+        )
+    monkeypatch.setattr(
+        worker.chain.w3.provider,
+        "make_request",
+        lambda *a, **k: pytest.fail("an idle cycle must not call the chain"),
+    )
     worker.cycle(time.monotonic() + 10)
     assert calls == ["cycle_probe"]
 
@@ -108,7 +113,10 @@ def test_supply_exhaustion_mints_what_fits_and_fails_the_rest_without_retries(
     token = chain_env.deploy(max_mints=3)
     ids = enqueue_all(conn, fresh_addresses(5))
     drain(chain_env.worker(database_url, token))
-    rows = {r["id"]: r for r in conn.execute("SELECT id, status::text, retry_count, error_message FROM mint_queue")}
+    rows = {
+        r["id"]: r
+        for r in conn.execute("SELECT id, status::text, retry_count, error_message FROM mint_queue")
+    }
     assert [rows[i]["status"] for i in ids] == ["completed"] * 3 + ["failed"] * 2
     assert all(rows[i]["retry_count"] == 0 and "max supply" in rows[i]["error_message"] for i in ids[3:])
     assert chain_env.total_supply(token) == 3 * AMOUNT
@@ -236,14 +244,25 @@ def test_a_batch_whose_nonce_was_taken_by_another_transaction_is_dropped_and_req
     # Before our batch is broadcast, someone else with the key uses its nonce.
     w3 = chain_env.w3
     nonce = conn.execute("SELECT nonce FROM batch_mints").fetchone()["nonce"]
-    tx = Account.from_key(MINTER_KEY).sign_transaction({
-        "to": MINTER, "value": 0, "gas": 21_000, "nonce": nonce, "chainId": w3.eth.chain_id,
-        "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9,
-    })
+    tx = Account.from_key(MINTER_KEY).sign_transaction(
+        {
+            "to": MINTER,
+            "value": 0,
+            "gas": 21_000,
+            "nonce": nonce,
+            "chainId": w3.eth.chain_id,
+            "maxFeePerGas": 10**10,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
     w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))
     worker.reconcile(QueueSettings(), time.monotonic() + 10)
-    assert conn.execute("SELECT status::text FROM batch_mints WHERE id = %(id)s",
-                        {"id": batch_id}).fetchone()["status"] == "dropped"
+    assert (
+        conn.execute("SELECT status::text FROM batch_mints WHERE id = %(id)s", {"id": batch_id}).fetchone()[
+            "status"
+        ]
+        == "dropped"
+    )
     rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
     assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
     drain(worker)
@@ -273,18 +292,19 @@ def test_a_crash_at_any_step_then_a_restart_mints_everything_exactly_once(
     doomed.conn.close()  # the process is gone, and its locks and open transaction with it
     drain(chain_env.worker(database_url, token))
     assert assert_minted_exactly_once(chain_env, conn, token) == 6
-    assert conn.execute("SELECT count(*) AS n FROM batch_mints WHERE status = 'confirmed'").fetchone()["n"] >= 1
+    assert (
+        conn.execute("SELECT count(*) AS n FROM batch_mints WHERE status = 'confirmed'").fetchone()["n"] >= 1
+    )
     assert statuses(conn) == {"completed": 6}
 
 
 def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     chain_env: ChainEnv, conn: Any, database_url: str, monkeypatch: pytest.MonkeyPatch, set_setting: Any
 ) -> None:
+    from devstack.lambdas import FakeContext, load_handler
     from mintq import config
     from tests.support.chain import MINTER_KEY
     from tests.support.events import REPO_ROOT
-
-    from devstack.lambdas import FakeContext, load_handler
 
     token = chain_env.deploy()
     set_setting("batch_interval_seconds", 1)

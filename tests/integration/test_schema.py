@@ -87,15 +87,24 @@ def test_queue_stats_counters_match_a_full_count_through_every_kind_of_change(co
     claimed = db.all(conn, "claim_requests", {"limit": 40, "batch_id": uuid.uuid4()})
     db.execute(conn, "release_requests", {"ids": [r["id"] for r in claimed[:10]]})
     db.execute(conn, "fail_requests", {"ids": [r["id"] for r in claimed[10:20]], "reason": "x"})
-    db.execute(conn, "retry_requests", {"ids": [r["id"] for r in claimed[20:25]], "reason": "y", "max_attempts": 3})
-    conn.execute("UPDATE mint_queue SET status = 'completed', processed_at = now() - interval '40 days'"
-                 " WHERE status = 'processing'")
-    conn.execute("UPDATE mint_queue SET status = 'pending', error_message = NULL"
-                 " WHERE status = 'failed' AND retry_count < 3")
-    conn.execute("DELETE FROM mint_queue WHERE status = 'completed' AND processed_at < NOW() - INTERVAL '30 days'")
+    db.execute(
+        conn, "retry_requests", {"ids": [r["id"] for r in claimed[20:25]], "reason": "y", "max_attempts": 3}
+    )
+    conn.execute(
+        "UPDATE mint_queue SET status = 'completed', processed_at = now() - interval '40 days'"
+        " WHERE status = 'processing'"
+    )
+    conn.execute(
+        "UPDATE mint_queue SET status = 'pending', error_message = NULL"
+        " WHERE status = 'failed' AND retry_count < 3"
+    )
+    conn.execute(
+        "DELETE FROM mint_queue WHERE status = 'completed' AND processed_at < NOW() - INTERVAL '30 days'"
+    )
     with conn.transaction():
-        conn.execute("INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')",
-                     {"p": ADDRESSES[0]})
+        conn.execute(
+            "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')", {"p": ADDRESSES[0]}
+        )
         conn.execute("DELETE FROM mint_queue WHERE id IN (SELECT id FROM mint_queue LIMIT 3)")
     assert conn.execute("SELECT * FROM queue_stats").fetchone() == _true_stats(conn)
     conn.execute("TRUNCATE mint_queue")
@@ -107,8 +116,10 @@ def test_counters_stay_exact_under_concurrent_writers(database_url: str, conn: A
         rng = random.Random(seed)
         with db.connect(database_url) as own:
             for _ in range(60):
-                own.execute("INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')",
-                            {"p": rng.choice(ADDRESSES)})
+                own.execute(
+                    "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')",
+                    {"p": rng.choice(ADDRESSES)},
+                )
             db.all(own, "claim_requests", {"limit": 15, "batch_id": uuid.uuid4()})
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
@@ -120,9 +131,18 @@ def test_counters_stay_exact_under_concurrent_writers(database_url: str, conn: A
 
 
 def test_one_batch_per_nonce_is_enforced_by_the_database(conn: Any) -> None:
-    params = {"tx_hash": "0x" + "11" * 32, "mint_count": 1, "chain_id": 1, "signer": "0xS", "token": "0xT",
-              "nonce": 7, "gas_limit": 1, "max_fee_per_gas": 1, "max_priority_fee_per_gas": 1,
-              "amount_per_mint": None}
+    params = {
+        "tx_hash": "0x" + "11" * 32,
+        "mint_count": 1,
+        "chain_id": 1,
+        "signer": "0xS",
+        "token": "0xT",
+        "nonce": 7,
+        "gas_limit": 1,
+        "max_fee_per_gas": 1,
+        "max_priority_fee_per_gas": 1,
+        "amount_per_mint": None,
+    }
     db.execute(conn, "insert_batch", {**params, "id": uuid.uuid4()})
     from mintq import errors
 

@@ -30,24 +30,37 @@ class ChainEnv:
         self.w3 = Web3(Web3.HTTPProvider(rpc_url))
 
     def deploy(self, *, max_mints: int = 100_000, contract: str = "MintToken") -> str:
-        return str(contracts.deploy_mint_token(self.w3, DEPLOYER_KEY, minter=MINTER, max_mints=max_mints,
-                                               amount_per_mint=AMOUNT, contract=contract))
+        return str(
+            contracts.deploy_mint_token(
+                self.w3,
+                DEPLOYER_KEY,
+                minter=MINTER,
+                max_mints=max_mints,
+                amount_per_mint=AMOUNT,
+                contract=contract,
+            )
+        )
 
     def token(self, address: str) -> Any:
-        return self.w3.eth.contract(address=Web3.to_checksum_address(address),
-                                    abi=contracts.load_artifact("PoisonMintToken")["abi"])
+        return self.w3.eth.contract(
+            address=Web3.to_checksum_address(address), abi=contracts.load_artifact("PoisonMintToken")["abi"]
+        )
 
     def admin(self, address: str, fn_name: str, *args: Any, wait: bool = True, tip_gwei: int = 2) -> str:
         """Send an admin call (pause, unpause, setPoisoned) from the deployer."""
         fn = getattr(self.token(address).functions, fn_name)(*args)
         sender = Account.from_key(DEPLOYER_KEY).address
         base = int(self.w3.eth.get_block("latest").get("baseFeePerGas", 0) or 0)
-        tx = fn.build_transaction({
-            "from": sender, "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
-            "chainId": self.w3.eth.chain_id, "gas": 200_000,
-            "maxPriorityFeePerGas": Web3.to_wei(tip_gwei, "gwei"),
-            "maxFeePerGas": 4 * base + Web3.to_wei(tip_gwei, "gwei"),
-        })
+        tx = fn.build_transaction(
+            {
+                "from": sender,
+                "nonce": self.w3.eth.get_transaction_count(sender, "pending"),
+                "chainId": self.w3.eth.chain_id,
+                "gas": 200_000,
+                "maxPriorityFeePerGas": Web3.to_wei(tip_gwei, "gwei"),
+                "maxFeePerGas": 4 * base + Web3.to_wei(tip_gwei, "gwei"),
+            }
+        )
         signed = Account.from_key(DEPLOYER_KEY).sign_transaction(tx)
         tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
         if wait:
@@ -66,19 +79,33 @@ class ChainEnv:
     def mine(self) -> None:
         self.w3.provider.make_request("evm_mine", [])
 
-    def worker(self, database_url: str, token: str, *, rpc_url: str | None = None,
-               fault: batcher.FaultHook | None = None, key: str = MINTER_KEY) -> batcher.Batcher:
+    def worker(
+        self,
+        database_url: str,
+        token: str,
+        *,
+        rpc_url: str | None = None,
+        fault: batcher.FaultHook | None = None,
+        key: str = MINTER_KEY,
+    ) -> batcher.Batcher:
         kwargs: dict[str, Any] = {"poll_seconds": 0.05, "min_cycle_seconds": 0.5}
         if fault is not None:
             kwargs["fault"] = fault
-        return batcher.Batcher(db.connect(database_url), chain.Chain(rpc_url or self.rpc_url, token),
-                               signer.LocalSigner(key), chain_id=self.w3.eth.chain_id, **kwargs)
+        return batcher.Batcher(
+            db.connect(database_url),
+            chain.Chain(rpc_url or self.rpc_url, token),
+            signer.LocalSigner(key),
+            chain_id=self.w3.eth.chain_id,
+            **kwargs,
+        )
 
 
 def enqueue_all(conn: Any, payers: list[str]) -> list[uuid.UUID]:
     ids = []
     for payer in payers:
-        row = db.one(conn, "enqueue_request", {"payer": payer, "payment_type": "free", "default_max_pending": 10})
+        row = db.one(
+            conn, "enqueue_request", {"payer": payer, "payment_type": "free", "default_max_pending": 10}
+        )
         assert row is not None and row["id"] is not None
         ids.append(row["id"])
     return ids

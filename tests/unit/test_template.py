@@ -228,7 +228,7 @@ def test_common_layer_is_built_by_sam(template: dict[str, Any]) -> None:
     layer = template["Resources"]["CommonLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Metadata"]["BuildMethod"] == "python3.11"
-    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/common"
+    assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/common/python"
     assert layer["Properties"]["CompatibleRuntimes"] == ["python3.11"]
 
 
@@ -263,7 +263,7 @@ def test_web3_only_in_the_batch_function() -> None:
         if "web3" in _requirement_names(path)
     }
     assert carriers == {"functions/batch/requirements.txt"}
-    assert "web3" not in _requirement_names(REPO_ROOT / "layers" / "common" / "requirements.txt")
+    assert "web3" not in _requirement_names(REPO_ROOT / "layers" / "common" / "python" / "requirements.txt")
 
 
 def test_every_function_logs_to_its_own_group_with_retention(template: dict[str, Any]) -> None:

@@ -275,6 +275,12 @@ class Batcher:
                 self._fail([item], f"mint would revert: {reason}")
             if not items:
                 return None
+            while int(gas * self.gas_headroom) > gas_cap and len(items) > 1:
+                # Too big for one transaction (block limit or the 2**24 per-tx cap): keep what fits.
+                keep = max(1, int(len(items) * gas_cap / (gas * self.gas_headroom) * 0.95))
+                db.execute(self.conn, "release_requests", {"ids": [i.id for i in items[keep:]]})
+                items = items[:keep]
+                gas = self.chain.estimate_batch_mint(self.signer_address, [i.payer_address for i in items])
             gas_limit = min(int(gas * self.gas_headroom), gas_cap)
             data = self.chain.batch_mint_data([i.payer_address for i in items])
             signed = self.signer.sign(
