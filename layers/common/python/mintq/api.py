@@ -10,19 +10,17 @@ import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
-from aws_lambda_powertools.metrics import MetricUnit
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import config, db, errors, payments, queue
+from mintq import config, db, errors, metrics, payments, queue
 
 logger = Logger(child=True)
-metrics = Metrics()
 
 JSON = "application/json"
 
@@ -53,7 +51,7 @@ def post_mint(request: MintRequest) -> Response[str]:
         body_payer=request.payer, headers=enqueue_router.current_event.headers
     )
     queued = queue.enqueue(db.shared_connection(), payer=admission.payer, payment_type=admission.payment_type)
-    metrics.add_metric(name="MintRequested", unit=MetricUnit.Count, value=1)
+    metrics.count("MintRequested", 1)
     logger.info(
         "request enqueued",
         extra={"action": "enqueued", "queue_id": queued.queue_id, "queue_position": queued.queue_position},

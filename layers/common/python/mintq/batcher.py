@@ -21,17 +21,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import psycopg
-from aws_lambda_powertools import Logger, Metrics
-from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools import Logger
 
 from mintq import chain as chainlib
-from mintq import config, db, errors
+from mintq import config, db, errors, metrics
 from mintq import signer as signerlib
 from mintq.settings import QueueSettings
 from mintq.signer import Signer
 
 logger = Logger(child=True)
-metrics = Metrics()
 
 Conn = psycopg.Connection[db.Row]
 FaultHook = Callable[[str], None]
@@ -193,7 +191,7 @@ class Batcher:
             # Operational: items stay pending and are charged nothing; back off.
             self._last_cycle_faulted = True
             self.summary.faults += 1
-            metrics.add_metric(name="WorkerFault", unit=MetricUnit.Count, value=1)
+            metrics.count("WorkerFault", 1)
             logger.error(
                 "cycle skipped: chain fault",
                 extra={"action": "cycle_fault", "error": str(exc), "code": exc.code},
@@ -344,7 +342,7 @@ class Batcher:
             return
         db.execute(self.conn, "fail_requests", {"ids": [i.id for i in items], "reason": reason})
         self.summary.requests_failed += len(items)
-        metrics.add_metric(name="MintFailed", unit=MetricUnit.Count, value=len(items))
+        metrics.count("MintFailed", len(items))
         logger.warning(
             "requests failed",
             extra={
@@ -365,7 +363,7 @@ class Batcher:
         for batch in self._inflight(batch_id):
             self._send_latest(batch)
             self.summary.batches_sent += 1
-            metrics.add_metric(name="BatchSent", unit=MetricUnit.Count, value=1)
+            metrics.count("BatchSent", 1)
             logger.info(
                 "batch sent",
                 extra={
@@ -442,8 +440,8 @@ class Batcher:
             completed = int(row.get("completed") or 0)
             self.summary.batches_confirmed += int(row.get("batches") or 0)
             self.summary.mints_completed += completed
-            metrics.add_metric(name="BatchConfirmed", unit=MetricUnit.Count, value=1)
-            metrics.add_metric(name="MintCompleted", unit=MetricUnit.Count, value=completed)
+            metrics.count("BatchConfirmed", 1)
+            metrics.count("MintCompleted", completed)
             logger.info(
                 "batch confirmed",
                 extra={
@@ -474,7 +472,7 @@ class Batcher:
             self.fault("mid_record")
         self.summary.batches_reverted += int(row.get("batches") or 0)
         self.summary.requests_failed += int(row.get("failed") or 0)
-        metrics.add_metric(name="BatchReverted", unit=MetricUnit.Count, value=1)
+        metrics.count("BatchReverted", 1)
         logger.error(
             "batch failed",
             extra={
