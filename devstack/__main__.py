@@ -133,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(_env("PORT") or 3000))
     parser.add_argument("--rpc-port", type=int, default=8545)
     parser.add_argument("--block-time", type=float, default=1.0)
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve the API only (run workers yourself: python -m devstack.worker)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     STATE_DIR.mkdir(exist_ok=True)
@@ -172,7 +177,8 @@ def main(argv: list[str] | None = None) -> int:
         port=args.port,
     )
     stop = threading.Event()
-    threading.Thread(target=batch_schedule, args=(stop,), name="batch", daemon=True).start()
+    if not args.no_worker:
+        threading.Thread(target=batch_schedule, args=(stop,), name="batch", daemon=True).start()
 
     stack = {
         "api_url": api.url,

@@ -50,7 +50,13 @@ def post_mint(request: MintRequest) -> Response[str]:
     admission = payments.gate(cfg).admit(
         body_payer=request.payer, headers=enqueue_router.current_event.headers
     )
-    queued = queue.enqueue(db.shared_connection(), payer=admission.payer, payment_type=admission.payment_type)
+    key = queue.parse_idempotency_key(enqueue_router.current_event.headers.get("idempotency-key"))
+    queued = queue.enqueue(
+        db.shared_connection(),
+        payer=admission.payer,
+        payment_type=admission.payment_type,
+        idempotency_key=key,
+    )
     metrics.count("MintRequested", 1)
     logger.info(
         "request enqueued",

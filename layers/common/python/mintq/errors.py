@@ -63,6 +63,13 @@ class PayloadTooLarge(InvalidRequest):
     http_status = 413
 
 
+class IdempotencyConflict(MintqError):
+    """This Idempotency-Key was already used with a different request."""
+
+    code = "idempotency_key_reused"
+    http_status = 409
+
+
 class NotFound(MintqError):
     """Not found."""
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+import hashlib
+import json
 import math
 import uuid
 from dataclasses import dataclass
@@ -15,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.types.json import Jsonb
 
 from mintq import addresses, db, errors
 from mintq.settings import QueueSettings
@@ -41,8 +45,48 @@ def estimate_wait_seconds(position: int, batch_size: int, interval_seconds: floa
     return math.ceil(batches * interval_seconds)
 
 
-def enqueue(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
-    """Commit one pending request for ``payer`` (already validated) and place it in line."""
+def enqueue(conn: Conn, *, payer: str, payment_type: str, idempotency_key: str | None = None) -> Enqueued:
+    """Commit one pending request for ``payer`` (already validated) and place it in line.
+
+    With an ``idempotency_key`` the same request returns its first answer again, and a
+    different request under the same key is refused; the key, the row and the stored
+    answer commit together, so a crash can never leave one without the others.
+    """
+    if idempotency_key is None:
+        return _insert(conn, payer=payer, payment_type=payment_type)
+    request_hash = hashlib.sha256(json.dumps([payer, payment_type]).encode()).hexdigest()
+    with db.transaction(conn):
+        taken = db.one(conn, "claim_idempotency_key", {"key": idempotency_key, "request_hash": request_hash})
+        if taken is None:
+            previous = db.one(conn, "idempotent_response", {"key": idempotency_key})
+            if previous is None or previous["request_hash"] != request_hash or previous["response"] is None:
+                raise errors.IdempotencyConflict(
+                    "this Idempotency-Key was already used for a different request; use a new key"
+                )
+            return Enqueued(**previous["response"])
+        queued = _insert(conn, payer=payer, payment_type=payment_type)
+        db.execute(
+            conn,
+            "store_idempotent_response",
+            {
+                "key": idempotency_key,
+                "queue_id": uuid.UUID(queued.queue_id),
+                "status_code": 202,
+                "response": Jsonb(dataclasses.asdict(queued)),
+            },
+        )
+        return queued
+
+
+def parse_idempotency_key(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not 1 <= len(value) <= 255 or not value.isascii() or not value.isprintable():
+        raise errors.InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
+    return value
+
+
+def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
     defaults = QueueSettings()
     row = db.one(
         conn,

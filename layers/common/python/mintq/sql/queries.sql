@@ -262,3 +262,20 @@ UPDATE mint_queue
 SELECT payer_address FROM mint_queue
  WHERE batch_id = %(batch_id)s AND status = 'processing'
  ORDER BY queue_position;
+
+-- name: claim_idempotency_key
+-- Take an idempotency key for this request; waits for a concurrent holder to finish.
+INSERT INTO idempotency_keys (key, request_hash)
+VALUES (%(key)s, %(request_hash)s)
+ON CONFLICT (key) DO NOTHING
+RETURNING key;
+
+-- name: idempotent_response
+-- The answer stored under a key (in a new statement, so a just-committed holder is seen).
+SELECT request_hash, status_code, response FROM idempotency_keys WHERE key = %(key)s;
+
+-- name: store_idempotent_response
+-- Remember the answer given for a key, in the same transaction as the queued row.
+UPDATE idempotency_keys
+   SET queue_id = %(queue_id)s, status_code = %(status_code)s, response = %(response)s
+ WHERE key = %(key)s;
