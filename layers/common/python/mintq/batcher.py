@@ -33,6 +33,8 @@ logger = Logger(child=True)
 
 Conn = psycopg.Connection[db.Row]
 FaultHook = Callable[[str], None]
+#: Extra per-cycle work sharing the worker's connection (e.g. reconciling payments).
+Housekeeping = Callable[[Conn], None]
 
 #: Named points where tests inject crashes; see ``Batcher.fault``.
 CRASH_POINTS = ("after_claim", "after_sign", "after_record", "after_broadcast", "after_receipt", "mid_record")
@@ -85,6 +87,7 @@ class Batcher:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         fault: FaultHook = _no_fault,
+        housekeeping: Sequence[Housekeeping] = (),
     ) -> None:
         self.conn = conn
         self.chain = chain
@@ -98,6 +101,7 @@ class Batcher:
         self.sleep = sleep
         #: Called at each name in CRASH_POINTS; tests raise or kill the process there.
         self.fault = fault
+        self.housekeeping = tuple(housekeeping)
         self.summary = RunSummary()
 
     @property
@@ -177,6 +181,13 @@ class Batcher:
                 "oldest_pending": str(probe.get("oldest_pending")) if probe.get("oldest_pending") else None,
             },
         )
+        for task in self.housekeeping:
+            try:
+                task(self.conn)
+            except errors.MintqError as exc:
+                self._last_cycle_faulted = True
+                self.summary.faults += 1
+                logger.error("housekeeping failed", extra={"action": "housekeeping_fault", "error": str(exc)})
         if not probe.get("has_inflight") and not probe.get("has_pending"):
             return settings
         try:
