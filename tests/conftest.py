@@ -100,7 +100,10 @@ def w3(anvil_node: Any) -> Iterator[Any]:
 
 
 @pytest.fixture
-def chain_env(anvil_node: Any) -> Any:
+def chain_env(anvil_node: Any) -> Iterator[Any]:
     from tests.support.chain import ChainEnv
 
-    return ChainEnv(anvil_node.rpc_url)
+    env = ChainEnv(anvil_node.rpc_url)
+    yield env
+    # A test that paused mining must not leave the next one waiting for blocks.
+    env.automine(True)

@@ -313,7 +313,7 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     monkeypatch.setenv("MINTQ_TOKEN_ADDRESS", token)
     monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEY", MINTER_KEY)
     config.reset()
-    monkeypatch.setattr(batcher, "_worker", None)
+    monkeypatch.setattr(batcher, "_workers", [])
     handler = load_handler(REPO_ROOT / "functions" / "batch")
     started = time.monotonic()
     result = handler({"source": "aws.scheduler"}, FakeContext(function_name="batch", timeout_s=18))
@@ -322,6 +322,6 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     assert result["mints_completed"] == 5
     assert result["cycles"] >= 2
     assert elapsed < 18 - 10, "it must stop before the timeout, keeping its 10 s safety margin"
-    assert batcher._worker is not None
-    batcher._worker.conn.close()
+    assert len(batcher._workers) == 1
+    batcher._workers[0].conn.close()
     assert uuid.UUID(str(conn.execute("SELECT id FROM batch_mints").fetchone()["id"]))

@@ -14,14 +14,18 @@ off a worker that lost its lock: it can never record a second transaction for th
 
 from __future__ import annotations
 
+import math
+import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import psycopg
 from aws_lambda_powertools import Logger
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from hexbytes import HexBytes
 
 from mintq import chain as chainlib
 from mintq import config, db, errors, metrics
@@ -46,6 +50,13 @@ class BatchBlocked(errors.ChainError):
     code = "batch_blocked"
 
 
+#: Gas per mint assumed before any batch of this token has been confirmed (a fresh-address
+#: ERC-20 mint costs ~25k; erring high only makes the first batch smaller).
+DEFAULT_GAS_PER_MINT = 30_000
+#: A node that accepted a transaction may still lose it; resend the same bytes this often.
+REBROADCAST_SECONDS = 10.0
+
+
 @dataclass
 class RunSummary:
     locked: bool = False
@@ -54,12 +65,18 @@ class RunSummary:
     batches_confirmed: int = 0
     batches_reverted: int = 0
     batches_dropped: int = 0
+    batches_replaced: int = 0
     mints_completed: int = 0
     requests_failed: int = 0
     faults: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def add(self, other: RunSummary) -> None:
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            setattr(self, f.name, (mine or theirs) if isinstance(mine, bool) else mine + theirs)
 
 
 @dataclass(frozen=True)
@@ -80,7 +97,7 @@ class Batcher:
         signer: Signer,
         *,
         chain_id: int | None = None,
-        gas_headroom: float = 1.25,
+        gas_headroom: float = 1.1,
         poll_seconds: float = 0.25,
         min_cycle_seconds: float = 5.0,
         max_backoff_seconds: float = 60.0,
@@ -103,6 +120,9 @@ class Batcher:
         self.fault = fault
         self.housekeeping = tuple(housekeeping)
         self.summary = RunSummary()
+        self._last_sent: dict[str, float] = {}
+        self._faulted = False
+        self._drain = False
 
     @property
     def signer_address(self) -> str:
@@ -142,10 +162,16 @@ class Batcher:
             while True:
                 started = self.clock()
                 settings = self.cycle(deadline)
-                consecutive_faults = consecutive_faults + 1 if self._last_cycle_faulted else 0
-                pause = settings.batch_interval_seconds
+                consecutive_faults = consecutive_faults + 1 if self._faulted else 0
                 if consecutive_faults:
-                    pause = min(pause * 2 ** (consecutive_faults - 1), self.max_backoff_seconds)
+                    pause = min(
+                        settings.batch_interval_seconds * 2 ** (consecutive_faults - 1),
+                        self.max_backoff_seconds,
+                    )
+                elif self._drain:
+                    pause = 0.0  # pipelining through a deep queue: the chain, not a timer, sets the pace
+                else:
+                    pause = settings.batch_interval_seconds
                 next_start = started + pause
                 if next_start + self.min_cycle_seconds > deadline:
                     break
@@ -156,12 +182,11 @@ class Batcher:
         logger.info("processor stop", extra={"action": "processor_stop", **self.summary.as_dict()})
         return self.summary
 
-    _last_cycle_faulted = False
-
     def cycle(self, deadline: float) -> QueueSettings:
         """One cycle: an idle one costs a single query."""
         self.summary.cycles += 1
-        self._last_cycle_faulted = False
+        self._faulted = False
+        self._drain = False
         probe = db.one(self.conn, "cycle_probe", self._keys()) or {}
         settings = QueueSettings.from_mapping(probe.get("settings") or {})
         logger.info(
@@ -185,29 +210,50 @@ class Batcher:
             try:
                 task(self.conn)
             except errors.MintqError as exc:
-                self._last_cycle_faulted = True
-                self.summary.faults += 1
-                logger.error("housekeeping failed", extra={"action": "housekeeping_fault", "error": str(exc)})
+                self._fault("housekeeping failed", exc)
         if not probe.get("has_inflight") and not probe.get("has_pending"):
             return settings
         try:
-            if probe.get("has_inflight") and self.reconcile(settings, deadline) > 0:
-                return settings  # one batch in flight at a time
-            if probe.get("has_pending"):
-                batch_id = self.dispatch(settings)
-                if batch_id is not None:
-                    self.broadcast(batch_id)
-                    self.await_receipt(batch_id, settings, deadline)
+            self._work(
+                settings,
+                deadline,
+                has_inflight=bool(probe.get("has_inflight")),
+                has_pending=bool(probe.get("has_pending")),
+            )
         except errors.ChainError as exc:
             # Operational: items stay pending and are charged nothing; back off.
-            self._last_cycle_faulted = True
-            self.summary.faults += 1
-            metrics.count("WorkerFault", 1)
-            logger.error(
-                "cycle skipped: chain fault",
-                extra={"action": "cycle_fault", "error": str(exc), "code": exc.code},
-            )
+            self._fault("cycle skipped: chain fault", exc)
         return settings
+
+    def _fault(self, message: str, exc: errors.MintqError) -> None:
+        self._faulted = True
+        self.summary.faults += 1
+        metrics.count("WorkerFault", 1)
+        logger.error(message, extra={"action": "cycle_fault", "error": str(exc), "code": exc.code})
+
+    def _work(
+        self, settings: QueueSettings, deadline: float, *, has_inflight: bool, has_pending: bool
+    ) -> None:
+        inflight = self.reconcile(settings, deadline, wait=not settings.pipelined) if has_inflight else []
+        if has_pending:
+            while len(inflight) < settings.max_inflight_batches and self.clock() + 2 < deadline:
+                dispatched = self.dispatch(
+                    settings,
+                    nonce=max(b["nonce"] for b in inflight) + 1 if inflight else None,
+                    inflight_mints=sum(b["mint_count"] for b in inflight),
+                )
+                if dispatched is None:
+                    break
+                self.broadcast(dispatched)
+                batches = self._inflight(dispatched)
+                if not settings.pipelined:
+                    if batches and not self._await(batches[0], settings, deadline):
+                        inflight.extend(batches)
+                    break
+                inflight.extend(batches)
+        if settings.pipelined and inflight:
+            self._await_progress(inflight[0], settings, deadline)
+            self._drain = True
 
     # --- new batches --------------------------------------------------------
 
@@ -221,6 +267,26 @@ class Batcher:
                 " refusing to reuse a nonce (was the chain reset?)"
             )
         return pending
+
+    def _fee_quote(self, settings: QueueSettings) -> chainlib.Fees:
+        fees = self.chain.fees()
+        ceiling = int(settings.max_fee_per_gas_gwei * 10**9)
+        if fees.base_fee + fees.max_priority_fee_per_gas > ceiling:
+            raise errors.ChainError(
+                f"the base fee ({fees.base_fee} wei) is above the fee ceiling ({ceiling} wei); holding batches"
+            )
+        max_fee = min(fees.max_fee_per_gas, ceiling)
+        return chainlib.Fees(
+            base_fee=fees.base_fee,
+            max_fee_per_gas=max_fee,
+            max_priority_fee_per_gas=min(fees.max_priority_fee_per_gas, max_fee),
+        )
+
+    def _batch_limit(self, settings: QueueSettings, gas_budget: int) -> int:
+        """How many requests to claim: the operator's cap, or what the gas budget holds."""
+        row = db.one(self.conn, "recent_gas_per_mint", {"chain_id": self.chain_id, "token": self.chain.token})
+        per_mint = float(row["per_mint"]) if row and row["per_mint"] else DEFAULT_GAS_PER_MINT
+        return max(1, min(settings.max_batch_size, int(gas_budget / per_mint)))
 
     def _isolate(self, items: list[Claimed]) -> tuple[list[Claimed], int, list[tuple[Claimed, str]]]:
         """Simulate the batch; if it would revert, find the recipients that make it revert."""
@@ -258,39 +324,53 @@ class Batcher:
             raise BatchBlocked(f"the non-reverting recipients still revert together: {exc.reason}") from exc
         return good, gas, rejected
 
-    def dispatch(self, settings: QueueSettings) -> uuid.UUID | None:
-        """Claim, simulate, sign and record one batch in one transaction; broadcast comes after."""
+    def dispatch(
+        self, settings: QueueSettings, *, nonce: int | None = None, inflight_mints: int = 0
+    ) -> uuid.UUID | None:
+        """Claim, simulate, sign and record one batch in one transaction; broadcast comes after.
+
+        ``nonce`` is the next one after batches already in flight (pipelining); without it the
+        chain's pending count, checked against our records, decides.
+        """
         supply = self.chain.supply()
-        fees = self.chain.fees()
-        nonce = self._next_nonce()
-        gas_cap = min(chainlib.TX_GAS_CAP, self.chain.block_gas_limit())
+        fees = self._fee_quote(settings)
+        nonce = self._next_nonce() if nonce is None else nonce
+        hard_cap = min(chainlib.TX_GAS_CAP, self.chain.block_gas_limit())
+        budget = min(settings.batch_gas_target, hard_cap)
+        limit = self._batch_limit(settings, budget)
         batch_id = uuid.uuid4()
         with db.transaction(self.conn):
-            rows = db.all(
-                self.conn, "claim_requests", {"limit": settings.max_batch_size, "batch_id": batch_id}
-            )
+            rows = db.all(self.conn, "claim_requests", {"limit": limit, "batch_id": batch_id})
             if not rows:
                 return None
             self.fault("after_claim")
             items = [Claimed(r["id"], r["payer_address"]) for r in rows]
-            if supply.remaining_mints is not None and len(items) > supply.remaining_mints:
-                overflow = items[supply.remaining_mints :]
-                items = items[: supply.remaining_mints]
-                self._fail(overflow, f"max supply reached: the token has {supply.remaining_mints} mints left")
+            if supply.remaining_mints is not None:
+                # Batches still in flight will take their share of the supply first.
+                remaining = max(supply.remaining_mints - inflight_mints, 0)
+                if len(items) > remaining:
+                    overflow, items = items[remaining:], items[:remaining]
+                    if inflight_mints and remaining < supply.remaining_mints:
+                        # Some of that supply may come back if an in-flight batch fails: wait and see.
+                        db.execute(self.conn, "release_requests", {"ids": [i.id for i in overflow]})
+                    else:
+                        self._fail(
+                            overflow, f"max supply reached: the token has {supply.remaining_mints} mints left"
+                        )
             if not items:
                 return None
             items, gas, rejected = self._isolate(items)
             for item, reason in rejected:
                 self._fail([item], f"mint would revert: {reason}")
-            if not items:
-                return None
-            while int(gas * self.gas_headroom) > gas_cap and len(items) > 1:
-                # Too big for one transaction (block limit or the 2**24 per-tx cap): keep what fits.
-                keep = max(1, int(len(items) * gas_cap / (gas * self.gas_headroom) * 0.95))
+            while gas > budget and len(items) > 1:
+                # Over the gas budget (target, block limit or the 2**24 per-tx cap): keep what fits.
+                keep = max(1, int(len(items) * budget / gas * 0.97))
                 db.execute(self.conn, "release_requests", {"ids": [i.id for i in items[keep:]]})
                 items = items[:keep]
                 gas = self.chain.estimate_batch_mint(self.signer_address, [i.payer_address for i in items])
-            gas_limit = min(int(gas * self.gas_headroom), gas_cap)
+            if not items:
+                return None
+            gas_limit = min(int(gas * self.gas_headroom), hard_cap)
             data = self.chain.batch_mint_data([i.payer_address for i in items])
             signed = self.signer.sign(
                 {
@@ -334,7 +414,6 @@ class Batcher:
                     "max_priority_fee_per_gas": fees.max_priority_fee_per_gas,
                 },
             )
-            # Items that were claimed but neither failed nor batched: none by construction.
         self.fault("after_record")
         logger.info(
             "batch recorded",
@@ -344,6 +423,7 @@ class Batcher:
                 "nonce": nonce,
                 "tx_hash": signed.tx_hash,
                 "size": len(items),
+                "gas_estimate": gas,
             },
         )
         return batch_id
@@ -389,6 +469,7 @@ class Batcher:
     def _send_latest(self, batch: db.Row) -> chainlib.SendOutcome:
         attempt = batch["attempts"][-1]
         outcome = self.chain.send_raw(bytes.fromhex(attempt["raw_tx"]))
+        self._last_sent[attempt["tx_hash"]] = self.clock()
         if outcome in (chainlib.SendOutcome.ACCEPTED, chainlib.SendOutcome.ALREADY_KNOWN):
             db.execute(self.conn, "mark_batch_sent", {"id": batch["id"]})
         self.fault("after_broadcast")
@@ -426,6 +507,14 @@ class Batcher:
                     },
                 )
                 return False
+            self.sleep(self.poll_seconds)
+
+    def _await_progress(self, batch: db.Row, settings: QueueSettings, deadline: float) -> None:
+        """Pipelining: wait (briefly) until the oldest batch in flight is mined."""
+        until = min(self.clock() + min(settings.receipt_wait_seconds, 3.0), deadline - 1.0)
+        while self.clock() < until:
+            if self._find_receipt(batch) is not None:
+                return
             self.sleep(self.poll_seconds)
 
     def finalize(self, batch: db.Row, receipt: chainlib.Receipt, settings: QueueSettings) -> None:
@@ -495,34 +584,61 @@ class Batcher:
             },
         )
 
-    # --- recovery -----------------------------------------------------------
+    # --- recovery and replacement -------------------------------------------
 
-    def reconcile(self, settings: QueueSettings, deadline: float) -> int:
-        """Settle every unfinished batch of this signer; returns how many are still in flight."""
-        still = 0
+    def reconcile(self, settings: QueueSettings, deadline: float, *, wait: bool = True) -> list[db.Row]:
+        """Settle every unfinished batch of this signer; returns the ones still in flight.
+
+        Each batch ends one of three ways: a receipt for one of its attempts (finalised),
+        its nonce provably used by a transaction that is not one of its attempts (dropped,
+        items back in line uncharged), or still pending (resent, replaced if stuck).
+        """
+        still: list[db.Row] = []
+        latest: int | None = None
         for batch in self._inflight():
             receipt = self._find_receipt(batch)
             if receipt is not None:
                 self.finalize(batch, receipt, settings)
                 continue
-            if self.chain.nonce(self.signer_address, "latest") > batch["nonce"]:
+            if latest is None:
+                latest = self.chain.nonce(self.signer_address, "latest")
+            if latest > batch["nonce"]:
                 receipt = self._find_receipt(batch)  # it may have been mined just now
                 if receipt is not None:
                     self.finalize(batch, receipt, settings)
                     continue
-                reason = f"nonce {batch['nonce']} was consumed by a transaction that is not this batch's"
-                db.execute(self.conn, "drop_batch", {"batch_id": batch["id"], "reason": reason})
-                self.summary.batches_dropped += 1
-                logger.warning(
-                    "batch dropped",
-                    extra={
-                        "action": "batch_dropped",
-                        "batch_id": str(batch["id"]),
-                        "nonce": batch["nonce"],
-                        "reason": reason,
-                    },
-                )
+                self._drop(batch)
                 continue
+            current = self._resend_or_replace(batch, settings)
+            if wait and self._await(current, settings, deadline):
+                continue
+            still.append(current)
+        return still
+
+    def _drop(self, batch: db.Row) -> None:
+        reason = f"nonce {batch['nonce']} was consumed by a transaction that is not this batch's"
+        db.execute(self.conn, "drop_batch", {"batch_id": batch["id"], "reason": reason})
+        self.summary.batches_dropped += 1
+        logger.warning(
+            "batch dropped",
+            extra={
+                "action": "batch_dropped",
+                "batch_id": str(batch["id"]),
+                "nonce": batch["nonce"],
+                "reason": reason,
+            },
+        )
+
+    def _resend_or_replace(self, batch: db.Row, settings: QueueSettings) -> db.Row:
+        latest = batch["attempts"][-1]
+        if batch["status"] == "pending" and float(latest["age_seconds"]) >= settings.stuck_after_seconds:
+            return self.replace(batch, settings)
+        last_sent = self._last_sent.get(latest["tx_hash"])
+        if (
+            batch["status"] == "signed"
+            or last_sent is None
+            or self.clock() - last_sent >= REBROADCAST_SECONDS
+        ):
             outcome = self._send_latest(batch)
             logger.info(
                 "batch rebroadcast",
@@ -533,33 +649,139 @@ class Batcher:
                     "outcome": outcome.value,
                 },
             )
-            if not self._await(batch, settings, deadline):
-                still += 1
-        return still
+        return batch
+
+    def replace(self, batch: db.Row, settings: QueueSettings) -> db.Row:
+        """Re-sign the batch at its nonce with the same calldata and both fees raised.
+
+        The new attempt is recorded before it is broadcast; whichever attempt is mined wins.
+        """
+        latest = batch["attempts"][-1]
+        quote = self.chain.fees()
+        factor = settings.bump_factor
+        tip = max(math.ceil(int(latest["max_priority_fee_per_gas"]) * factor), quote.max_priority_fee_per_gas)
+        max_fee = max(math.ceil(int(latest["max_fee_per_gas"]) * factor), 2 * quote.base_fee + tip)
+        ceiling = int(settings.max_fee_per_gas_gwei * 10**9)
+        if max_fee > ceiling:
+            metrics.count("FeeCeilingReached", 1)
+            logger.error(
+                "stuck batch not replaced: the fee ceiling is reached",
+                extra={
+                    "action": "fee_ceiling",
+                    "batch_id": str(batch["id"]),
+                    "nonce": batch["nonce"],
+                    "wanted_max_fee_per_gas": max_fee,
+                    "ceiling": ceiling,
+                },
+            )
+            return batch
+        original = TypedTransaction.from_bytes(HexBytes(bytes.fromhex(latest["raw_tx"]))).as_dict()
+        signed = self.signer.sign(
+            {
+                "type": 2,
+                "chainId": int(original["chainId"]),
+                "nonce": int(original["nonce"]),
+                "to": self.chain.token,
+                "value": int(original["value"]),
+                "data": bytes(original["data"]),
+                "gas": int(original["gas"]),
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": min(tip, max_fee),
+            }
+        )
+        attempt = int(latest["attempt"]) + 1
+        with db.transaction(self.conn):
+            db.execute(
+                self.conn,
+                "record_replacement",
+                {
+                    "tx_hash": signed.tx_hash,
+                    "batch_id": batch["id"],
+                    "attempt": attempt,
+                    "raw_tx": signed.raw.hex(),
+                    "max_fee_per_gas": max_fee,
+                    "max_priority_fee_per_gas": min(tip, max_fee),
+                },
+            )
+        self.summary.batches_replaced += 1
+        metrics.count("BatchReplaced", 1)
+        logger.warning(
+            "stuck batch replaced",
+            extra={
+                "action": "batch_replaced",
+                "batch_id": str(batch["id"]),
+                "nonce": batch["nonce"],
+                "attempt": attempt,
+                "tx_hash": signed.tx_hash,
+                "max_fee_per_gas": max_fee,
+                "max_priority_fee_per_gas": min(tip, max_fee),
+            },
+        )
+        replaced = dict(batch)
+        replaced["attempts"] = [
+            *batch["attempts"],
+            {
+                "tx_hash": signed.tx_hash,
+                "raw_tx": signed.raw.hex(),
+                "attempt": attempt,
+                "max_fee_per_gas": str(max_fee),
+                "max_priority_fee_per_gas": str(min(tip, max_fee)),
+                "age_seconds": 0.0,
+            },
+        ]
+        replaced["batch_tx_hash"] = signed.tx_hash
+        self._send_latest(replaced)
+        return replaced
 
 
 # --- the Lambda entry point's domain half ---------------------------------------
 
-_worker: Batcher | None = None
+_workers: list[Batcher] = []
 
 
-def _build_worker() -> Batcher:
+def _build_workers() -> list[Batcher]:
     cfg = config.load()
     if not cfg.rpc_url or not cfg.token_address:
         raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
-    conn = db.connect(application_name="mintq-batch")
-    return Batcher(
-        conn,
-        chainlib.Chain(cfg.rpc_url, cfg.token_address),
-        signerlib.LocalSigner(config.signer_private_key()),
-        chain_id=cfg.chain_id,
-    )
+    workers = []
+    for key in config.signer_private_keys():
+        conn = db.connect(application_name="mintq-batch")
+        workers.append(
+            Batcher(
+                conn,
+                chainlib.Chain(cfg.rpc_url, cfg.token_address),
+                signerlib.LocalSigner(key),
+                chain_id=cfg.chain_id,
+            )
+        )
+    return workers
 
 
 def run_invocation(remaining_ms: int, *, safety_seconds: float = 10.0) -> RunSummary:
-    """Run cycles until shortly before the invocation's own timeout."""
-    global _worker  # noqa: PLW0603 - reused across warm invocations like any client
-    if _worker is None or _worker.conn.closed or _worker.conn.broken:
-        _worker = _build_worker()
-    deadline = _worker.clock() + remaining_ms / 1000 - safety_seconds
-    return _worker.run(deadline)
+    """Run every signer's worker until shortly before the invocation's own timeout.
+
+    One worker per signer key, each on its own connection, advisory lock and nonce
+    sequence; SKIP LOCKED hands each request to exactly one of them.
+    """
+    global _workers  # noqa: PLW0603 - reused across warm invocations like any client
+    if not _workers or any(w.conn.closed or w.conn.broken for w in _workers):
+        for worker in _workers:
+            worker.conn.close()
+        _workers = _build_workers()
+    deadline = time.monotonic() + remaining_ms / 1000 - safety_seconds
+    if len(_workers) == 1:
+        return _workers[0].run(deadline)
+    summaries: list[RunSummary] = [RunSummary() for _ in _workers]
+
+    def run_one(i: int) -> None:
+        summaries[i] = _workers[i].run(deadline)
+
+    threads = [threading.Thread(target=run_one, args=(i,), name=f"signer-{i}") for i in range(len(_workers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = RunSummary()
+    for summary in summaries:
+        total.add(summary)
+    return total

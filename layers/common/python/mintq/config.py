@@ -91,6 +91,22 @@ def signer_private_key() -> str:
     return str(value).strip()
 
 
+def signer_private_keys() -> list[str]:
+    """Every minter key of the signer pool: ``MINTQ_SIGNER_PRIVATE_KEYS`` (comma-separated,
+    or a JSON list in the ``MINTQ_SIGNER_SECRET_ARN`` secret), else the single signer key."""
+    keys = _env("MINTQ_SIGNER_PRIVATE_KEYS")
+    if keys:
+        return [k.strip() for k in keys.split(",") if k.strip()]
+    single = signer_private_key()
+    if single.startswith("["):
+        import json
+
+        parsed = json.loads(single)
+        if isinstance(parsed, list) and parsed:
+            return [str(k) for k in parsed]
+    return [single]
+
+
 def reset() -> None:
     """Forget cached configuration (tests change the environment between cases)."""
     load.cache_clear()

@@ -22,6 +22,20 @@ class QueueSettings:
     retry_max_attempts: int = 3
     max_pending_per_payer: int = 10
     receipt_wait_seconds: float = 30
+    batch_gas_target: int = 15_000_000
+    max_inflight_batches: int = 1
+    stuck_after_seconds: float = 45
+    fee_bump_percent: float = 12.5
+    max_fee_per_gas_gwei: float = 500
+
+    @property
+    def pipelined(self) -> bool:
+        return self.max_inflight_batches > 1
+
+    @property
+    def bump_factor(self) -> float:
+        # Nodes refuse replacements below +10 %; never go under it whatever the setting says.
+        return 1 + max(self.fee_bump_percent, 10.0) / 100
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None]) -> QueueSettings:

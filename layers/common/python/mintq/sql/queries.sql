@@ -159,12 +159,15 @@ UPDATE batch_mints
  WHERE id = %(id)s AND status = 'signed';
 
 -- name: inflight_batches
--- This signer's unfinished batches, oldest nonce first, with every attempt's hash.
+-- This signer's unfinished batches, oldest nonce first, with every attempt (newest last).
 SELECT b.id, b.nonce, b.status, b.batch_tx_hash, b.mint_count, b.created_at, b.sent_at,
        b.gas_limit, b.max_fee_per_gas, b.max_priority_fee_per_gas, b.amount_per_mint,
-       coalesce(jsonb_agg(jsonb_build_object('tx_hash', a.tx_hash, 'raw_tx', a.raw_tx,
-                                             'attempt', a.attempt)
-                          ORDER BY a.attempt) FILTER (WHERE a.tx_hash IS NOT NULL),
+       coalesce(jsonb_agg(jsonb_build_object(
+                    'tx_hash', a.tx_hash, 'raw_tx', a.raw_tx, 'attempt', a.attempt,
+                    'max_fee_per_gas', a.max_fee_per_gas::text,
+                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas::text,
+                    'age_seconds', extract(epoch FROM now() - a.created_at))
+                  ORDER BY a.attempt) FILTER (WHERE a.tx_hash IS NOT NULL),
                 '[]') AS attempts
   FROM batch_mints b
   LEFT JOIN batch_attempts a ON a.batch_id = b.id
@@ -279,3 +282,26 @@ SELECT request_hash, status_code, response FROM idempotency_keys WHERE key = %(k
 UPDATE idempotency_keys
    SET queue_id = %(queue_id)s, status_code = %(status_code)s, response = %(response)s
  WHERE key = %(key)s;
+
+-- name: record_replacement
+-- A replacement attempt at the batch's nonce, recorded before it is broadcast.
+WITH a AS (
+    INSERT INTO batch_attempts (tx_hash, batch_id, attempt, raw_tx, max_fee_per_gas,
+                                max_priority_fee_per_gas)
+    VALUES (%(tx_hash)s, %(batch_id)s, %(attempt)s, %(raw_tx)s, %(max_fee_per_gas)s,
+            %(max_priority_fee_per_gas)s)
+    RETURNING batch_id
+)
+UPDATE batch_mints
+   SET batch_tx_hash = %(tx_hash)s, max_fee_per_gas = %(max_fee_per_gas)s,
+       max_priority_fee_per_gas = %(max_priority_fee_per_gas)s
+ WHERE id = (SELECT batch_id FROM a) AND status IN ('signed', 'pending');
+
+-- name: recent_gas_per_mint
+-- Gas per mint of this token's recent confirmed batches, to size the next batch.
+SELECT sum(gas_used)::float8 / nullif(sum(mint_count), 0) AS per_mint
+  FROM (SELECT gas_used, mint_count FROM batch_mints
+         WHERE chain_id = %(chain_id)s AND token_address = %(token)s AND status = 'confirmed'
+           AND gas_used IS NOT NULL
+         ORDER BY confirmed_at DESC
+         LIMIT 20) recent;
