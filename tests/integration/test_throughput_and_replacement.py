@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -35,7 +36,7 @@ def test_a_stuck_transaction_is_replaced_at_the_same_nonce_and_mined_once(
         "SELECT attempt, tx_hash, max_fee_per_gas, max_priority_fee_per_gas FROM batch_attempts ORDER BY attempt"
     ).fetchall()
     assert [a["attempt"] for a in attempts] == [1, 2, 3]
-    for before, after in zip(attempts, attempts[1:], strict=False):
+    for before, after in itertools.pairwise(attempts):
         assert int(after["max_fee_per_gas"]) * 8 >= int(before["max_fee_per_gas"]) * 9  # +12.5 %
         assert int(after["max_priority_fee_per_gas"]) * 8 >= int(before["max_priority_fee_per_gas"]) * 9
     chain_env.mine()
@@ -131,3 +132,24 @@ def test_a_signer_pool_sends_in_parallel_without_sharing_a_nonce_or_an_item(
     ).fetchall()
     assert len(per_signer) == 3 and all(r["n"] == r["d"] for r in per_signer)
     assert assert_minted_exactly_once(chain_env, conn, token) == 60
+
+
+def test_an_underfunded_signer_is_an_operational_fault_and_recovers_once_funded(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    poor = Account.create()
+    role = chain_env.token(token).functions.MINTER_ROLE().call()
+    chain_env.admin(token, "grantRole", role, poor.address)
+    enqueue_all(conn, fresh_addresses(3))
+    worker = chain_env.worker(database_url, token, key=poor.key.hex())
+    worker.cycle(time.monotonic() + 10)
+    assert worker.summary.faults == 1
+    rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
+    assert {r["retry_count"] for r in rows} == {0}
+    assert {r["status"] for r in rows} <= {"pending", "processing"}
+    # Fund it: the very same recorded transaction goes through.
+    chain_env.w3.provider.make_request("anvil_setBalance", [poor.address, hex(10**18)])
+    drain(worker)
+    assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 1
+    assert assert_minted_exactly_once(chain_env, conn, token) == 3

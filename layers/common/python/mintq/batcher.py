@@ -631,7 +631,9 @@ class Batcher:
 
     def _resend_or_replace(self, batch: db.Row, settings: QueueSettings) -> db.Row:
         latest = batch["attempts"][-1]
-        if batch["status"] == "pending" and float(latest["age_seconds"]) >= settings.stuck_after_seconds:
+        if float(latest["age_seconds"]) >= settings.stuck_after_seconds:
+            # Not mined in time, or never accepted (e.g. its fee fell below the base fee):
+            # the same batch, same nonce and calldata, with higher fees.
             return self.replace(batch, settings)
         last_sent = self._last_sent.get(latest["tx_hash"])
         if (
