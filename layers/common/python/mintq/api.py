@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import config, db, errors, metrics, payments, queue
+from mintq import config, db, errors, metrics, payments, queue, x402
 
 logger = Logger(child=True)
 
@@ -29,14 +29,30 @@ class MintRequest(BaseModel):
     """``POST /mint`` body."""
 
     model_config = ConfigDict(extra="forbid")
-    payer: StrictStr = Field(description="EIP-55 or single-case 0x address that receives the mint")
+    payer: StrictStr | None = Field(
+        default=None,
+        description="EIP-55 or single-case 0x address that receives the mint (free mode; "
+        "x402 mode mints to the verified payer and ignores it)",
+    )
 
 
 def error_response(
-    status: int, code: str, message: str, headers: dict[str, str] | None = None
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Response[str]:
-    body = json.dumps({"success": False, "error": {"code": code, "message": message}})
+    body = json.dumps({"success": False, "error": {"code": code, "message": message}, **(extra or {})})
     return Response(status_code=status, content_type=JSON, body=body, headers=headers)
+
+
+def _resource_url() -> str:
+    event = enqueue_router.current_event
+    headers = event.headers
+    host = headers.get("host") or (event.get("requestContext") or {}).get("domainName") or "localhost"
+    proto = headers.get("x-forwarded-proto") or "https"
+    return f"{proto}://{host}{event.path}"
 
 
 # --- enqueue -----------------------------------------------------------------
@@ -46,32 +62,28 @@ enqueue_router = Router()  # type: ignore[no-untyped-call]
 
 @enqueue_router.post("/mint")  # type: ignore[untyped-decorator]
 def post_mint(request: MintRequest) -> Response[str]:
-    cfg = config.load()
-    admission = payments.gate(cfg).admit(
-        body_payer=request.payer, headers=enqueue_router.current_event.headers
-    )
-    key = queue.parse_idempotency_key(enqueue_router.current_event.headers.get("idempotency-key"))
-    queued = queue.enqueue(
+    headers = enqueue_router.current_event.headers
+    accepted = payments.accept_mint(
         db.shared_connection(),
-        payer=admission.payer,
-        payment_type=admission.payment_type,
-        idempotency_key=key,
+        config.load(),
+        body_payer=request.payer,
+        headers=headers,
+        idempotency_key=headers.get("idempotency-key"),
+        resource_url=_resource_url(),
     )
     metrics.count("MintRequested", 1)
     logger.info(
         "request enqueued",
-        extra={"action": "enqueued", "queue_id": queued.queue_id, "queue_position": queued.queue_position},
+        extra={
+            "action": "enqueued",
+            "queue_id": accepted.queue_id,
+            "queue_position": accepted.queue_position,
+            "payment_status": accepted.body.get("paymentStatus"),
+        },
     )
-    body = {
-        "success": True,
-        "message": "Mint request added to queue",
-        "queueId": queued.queue_id,
-        "queuePosition": queued.queue_position,
-        "payer": queued.payer,
-        "estimatedWaitSeconds": queued.estimated_wait_seconds,
-        "paymentType": queued.payment_type,
-    }
-    return Response(status_code=202, content_type=JSON, body=json.dumps(body))
+    return Response(
+        status_code=202, content_type=JSON, body=json.dumps(accepted.body), headers=accepted.headers or None
+    )
 
 
 # --- status ------------------------------------------------------------------
@@ -136,8 +148,12 @@ def _validation_error(exc: RequestValidationError) -> Response[str]:
 def _mintq_error(exc: errors.MintqError) -> Response[str]:
     if exc.http_status >= 500:
         logger.exception("request failed", extra={"action": "request_failed", "code": exc.code})
-    headers = {"Retry-After": "5"} if exc.http_status == 503 else None
-    return error_response(exc.http_status, exc.code, exc.message, headers)
+    if isinstance(exc, errors.PaymentError):
+        headers, extra = x402.refusal(exc)
+        logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
+        return error_response(exc.http_status, exc.code, exc.message, headers, extra)
+    retry = {"Retry-After": "5"} if exc.http_status == 503 else None
+    return error_response(exc.http_status, exc.code, exc.message, retry)
 
 
 def _unexpected(exc: Exception) -> Response[str]:

@@ -28,7 +28,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 
 from mintq import chain as chainlib
-from mintq import config, db, errors, metrics
+from mintq import config, db, errors, metrics, settlement
 from mintq import signer as signerlib
 from mintq.settings import QueueSettings
 from mintq.signer import Signer
@@ -745,15 +745,17 @@ def _build_workers() -> list[Batcher]:
     cfg = config.load()
     if not cfg.rpc_url or not cfg.token_address:
         raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
-    workers = []
+    workers: list[Batcher] = []
     for key in config.signer_private_keys():
-        conn = db.connect(application_name="mintq-batch")
+        conn = db.connect(application_name="mintq-batch", lock_holder=True)
         workers.append(
             Batcher(
                 conn,
                 chainlib.Chain(cfg.rpc_url, cfg.token_address),
                 signerlib.LocalSigner(key),
                 chain_id=cfg.chain_id,
+                # x402: one worker reconciles payments whose settlement outcome is still open.
+                housekeeping=[settlement.reconciler(cfg)] if cfg.x402 is not None and not workers else (),
             )
         )
     return workers

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from mintq import errors
+from mintq import addresses, errors
 
 
 class PaymentMode(enum.StrEnum):
@@ -28,6 +28,34 @@ class Config:
     chain_id: int | None
     #: bytes a request body may have before it is refused with 413
     max_body_bytes: int
+    #: the x402 terms; set exactly when ``payment_mode`` is x402
+    x402: X402Config | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class X402Config:
+    """What one mint costs and how it is paid (x402 ``exact`` scheme, EIP-3009 asset)."""
+
+    price: int  #: in the asset's atomic units (USDC: 6 decimals, so 1000000 = 1 USDC)
+    pay_to: str
+    asset: str
+    network: str  #: CAIP-2, e.g. eip155:8453
+    #: the asset's EIP-712 domain; Base USDC is "USD Coin", Base Sepolia USDC is "USDC"
+    asset_name: str
+    asset_version: str
+    facilitator_url: str
+    #: v1 clients name networks ("base-sepolia"); derived from the chain id when known
+    v1_network: str | None
+    #: seconds an authorization may stay valid (the payer's signing window)
+    max_timeout_seconds: int
+    verify_timeout_seconds: float
+    #: how long a request waits for /settle before calling the outcome pending
+    settle_timeout_seconds: float
+    #: after this, a payment a request was settling is the worker's to reconcile
+    settle_lease_seconds: int
+    #: Secrets Manager secret with CDP API keys ({"apiKeyId", "apiKeySecret"}), for the CDP facilitator
+    cdp_secret_arn: str | None
+    description: str
 
 
 def _env(name: str) -> str | None:
@@ -49,7 +77,61 @@ def load() -> Config:
         token_address=_env("MINTQ_TOKEN_ADDRESS"),
         chain_id=int(chain_id) if chain_id else None,
         max_body_bytes=int(_env("MINTQ_MAX_BODY_BYTES") or 4096),
+        x402=_x402() if payment_mode is PaymentMode.X402 else None,
     )
+
+
+#: x402 v1 names networks; these are the ones v1 clients know (CAIP-2 chain id -> name).
+V1_NETWORK_NAMES = {8453: "base", 84532: "base-sepolia", 137: "polygon", 80002: "polygon-amoy"}
+DEFAULT_FACILITATOR_URL = "https://x402.org/facilitator"
+
+
+def _x402() -> X402Config:
+    missing = [
+        name
+        for name in ("MINTQ_X402_PRICE", "MINTQ_X402_PAY_TO", "MINTQ_X402_ASSET", "MINTQ_X402_NETWORK")
+        if not _env(name)
+    ]
+    if missing:
+        raise errors.ConfigurationError(f"x402 mode needs {', '.join(missing)}")
+    network = str(_env("MINTQ_X402_NETWORK"))
+    if not network.startswith("eip155:") or not network[7:].isdigit():
+        raise errors.ConfigurationError(
+            f"MINTQ_X402_NETWORK must be CAIP-2 eip155:<chain id>, not {network!r}"
+        )
+    price = int(str(_env("MINTQ_X402_PRICE")))
+    if price <= 0:
+        raise errors.ConfigurationError("MINTQ_X402_PRICE must be a positive number of atomic units")
+    return X402Config(
+        price=price,
+        pay_to=addresses.parse(_env("MINTQ_X402_PAY_TO"), field="MINTQ_X402_PAY_TO"),
+        asset=addresses.parse(_env("MINTQ_X402_ASSET"), field="MINTQ_X402_ASSET"),
+        network=network,
+        asset_name=_env("MINTQ_X402_ASSET_NAME") or "USDC",
+        asset_version=_env("MINTQ_X402_ASSET_VERSION") or "2",
+        facilitator_url=(_env("MINTQ_X402_FACILITATOR_URL") or DEFAULT_FACILITATOR_URL).rstrip("/"),
+        v1_network=_env("MINTQ_X402_V1_NETWORK") or V1_NETWORK_NAMES.get(int(network[7:])),
+        max_timeout_seconds=int(_env("MINTQ_X402_MAX_TIMEOUT_SECONDS") or 300),
+        verify_timeout_seconds=float(_env("MINTQ_X402_VERIFY_TIMEOUT_SECONDS") or 5),
+        settle_timeout_seconds=float(_env("MINTQ_X402_SETTLE_TIMEOUT_SECONDS") or 7),
+        settle_lease_seconds=int(_env("MINTQ_X402_SETTLE_LEASE_SECONDS") or 120),
+        cdp_secret_arn=_env("MINTQ_X402_CDP_SECRET_ARN"),
+        description=_env("MINTQ_X402_DESCRIPTION") or "One token mint",
+    )
+
+
+@functools.cache
+def cdp_api_keys() -> tuple[str, str] | None:
+    """The CDP facilitator's API key id and secret, from Secrets Manager, if configured."""
+    cfg = load().x402
+    if cfg is None or cfg.cdp_secret_arn is None:
+        return None
+    from aws_lambda_powertools.utilities import parameters
+
+    secret = parameters.get_secret(cfg.cdp_secret_arn, transform="json", max_age=300)
+    if not isinstance(secret, dict) or not secret.get("apiKeyId") or not secret.get("apiKeySecret"):
+        raise errors.ConfigurationError("the CDP secret must be a JSON object with apiKeyId and apiKeySecret")
+    return str(secret["apiKeyId"]), str(secret["apiKeySecret"])
 
 
 @functools.cache
@@ -110,5 +192,6 @@ def signer_private_keys() -> list[str]:
 def reset() -> None:
     """Forget cached configuration (tests change the environment between cases)."""
     load.cache_clear()
+    cdp_api_keys.cache_clear()
     database_url.cache_clear()
     signer_private_key.cache_clear()

@@ -54,21 +54,41 @@ def query(name: str) -> LiteralString:
         raise errors.ConfigurationError(f"unknown query {name!r}") from exc
 
 
-def connect(conninfo: str | None = None, *, application_name: str = "mintq") -> psycopg.Connection[Row]:
+# A worker's session holds its signer's advisory lock: if the worker vanishes without
+# closing (frozen Lambda, partition), the server must notice within minutes, not hours.
+_SERVER_KEEPALIVES = (
+    "SELECT set_config('tcp_keepalives_idle', '30', false),"
+    " set_config('tcp_keepalives_interval', '10', false),"
+    " set_config('tcp_keepalives_count', '3', false),"
+    " set_config('idle_in_transaction_session_timeout', '120000', false)"
+)
+
+
+def connect(
+    conninfo: str | None = None, *, application_name: str = "mintq", lock_holder: bool = False
+) -> psycopg.Connection[Row]:
     """Open an autocommit connection; transactions are explicit (``with transaction(conn)``).
 
     ``prepare_threshold=None`` keeps psycopg from preparing statements, which would pin
-    sessions behind RDS Proxy.
+    sessions behind RDS Proxy. ``lock_holder`` sessions (batch workers) also get server-side
+    keepalives so a dead holder's advisory lock is released promptly.
     """
     try:
-        return psycopg.connect(
+        conn = psycopg.connect(
             conninfo or config.database_url(),
             autocommit=True,
             row_factory=dict_row,
             prepare_threshold=None,
             application_name=application_name,
             connect_timeout=10,
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
         )
+        if lock_holder:
+            conn.execute(_SERVER_KEEPALIVES)
+        return conn
     except psycopg.Error as exc:
         raise errors.DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
 

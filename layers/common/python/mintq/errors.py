@@ -84,7 +84,65 @@ class PayerLimitReached(MintqError):
     http_status = 429
 
 
+# --- payments (x402) -------------------------------------------------------
+
+
+class PaymentError(MintqError):
+    """Payment is required."""
+
+    code = "payment_required"
+    http_status = 402
+
+    def __init__(
+        self, message: str | None = None, *, challenge: object = None, settlement: object = None
+    ) -> None:
+        super().__init__(message)
+        #: what to pay (``x402.Challenge``), sent again with every 402 so the client can pay anew
+        self.challenge = challenge
+        #: a failed settlement's x402 response (``x402.Settlement``), for the PAYMENT-RESPONSE header
+        self.settlement = settlement
+
+
+class PaymentRequired(PaymentError):
+    """This request must be paid with x402: see the PAYMENT-REQUIRED header or the accepts field."""
+
+
+class PaymentInvalid(PaymentError):
+    """The payment was refused; ``code`` is the x402 reason (e.g. invalid_exact_evm_payload_signature)."""
+
+    def __init__(
+        self, reason: str, message: str | None = None, *, challenge: object = None, settlement: object = None
+    ) -> None:
+        super().__init__(message or f"payment refused: {reason}", challenge=challenge, settlement=settlement)
+        self.reason = reason
+
+    @property
+    def code(self) -> str:  # type: ignore[override]  # the x402 reason is the stable code
+        return self.reason
+
+
+class SupplyExhausted(MintqError):
+    """No mints remain for new requests; nobody was charged."""
+
+    code = "supply_exhausted"
+    http_status = 410
+
+
 # --- our own faults (5xx) -------------------------------------------------
+
+
+class FacilitatorUnavailable(MintqError):
+    """The payment facilitator is unreachable or failing; nothing was charged, retry later."""
+
+    code = "facilitator_unavailable"
+    http_status = 503
+
+
+class SupplyUnknown(MintqError):
+    """The remaining supply cannot be read from the chain right now; nothing was charged."""
+
+    code = "supply_unknown"
+    http_status = 503
 
 
 class DatabaseError(MintqError):

@@ -1,42 +1,383 @@
-"""Who pays for a mint, and how: the seam between the API and a payment protocol.
+"""Who pays for a mint, and how: ``POST /mint``'s one domain call.
 
-A deployment runs in one payment mode. ``free`` admits the payer named in the body;
-``x402`` (next) will admit only the verified payer of a settled payment, never a body field.
+``free`` admits the payer named in the body. ``x402`` admits only the verified payer of a
+settled payment (``authorization.from``), never a body field, and ties each payment to
+exactly one mint. A payment's life (table ``payments``)::
+
+    (none) --record--> settling --settle ok-------------------> settled  (+ mint queued, one txn)
+                          |  \\--refused by the facilitator----> failed   (never charged: 402)
+                          |  \\--facilitator never reached-----> (record deleted: 503, retry)
+                          \\--timeout / unknown outcome--------> settlement_pending
+    settlement_pending --worker sees it on chain--> settled (+ mint queued, one txn)
+    settlement_pending --expired unused on chain--> failed
+
+Transaction boundaries: (1) the record commits before the facilitator is asked to settle,
+under an advisory lock that also re-checks supply, so a crash after settlement can never
+lose a paid request; (2) ``settled`` and the queue row commit together, guarded by the
+payment's state, so the request and the worker can race to finish and only one wins.
+No transaction is open while the facilitator is called.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
+import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
-from mintq import addresses, config, errors
+import httpx
+from eth_hash.auto import keccak
+from psycopg.types.json import Jsonb
+from x402.schemas import SettleResponse
+
+from mintq import addresses, config, db, errors, queue, x402
+from mintq.settings import QueueSettings
+
+Conn = queue.Conn
+
+#: How often a request waiting on a twin that is settling the same payment looks again.
+REPLAY_POLL_SECONDS = 0.1
 
 
 @dataclass(frozen=True, kw_only=True)
-class Admission:
-    """A request the queue may accept: the recipient of the mint and how it was paid."""
+class Accepted:
+    """``POST /mint``'s answer: the seed's body (plus payment fields when paid) and headers."""
 
-    payer: str
-    payment_type: str
-
-
-class PaymentGate(Protocol):
-    mode: config.PaymentMode
-
-    def admit(self, *, body_payer: object, headers: Mapping[str, str]) -> Admission: ...
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    queue_id: str
+    queue_position: int | None
 
 
-class FreeGate:
-    """Faucet-style deployment: anyone may ask, the body names the recipient."""
+def seed_body(queued: queue.Enqueued) -> dict[str, Any]:
+    return {
+        "success": True,
+        "message": "Mint request added to queue",
+        "queueId": queued.queue_id,
+        "queuePosition": queued.queue_position,
+        "payer": queued.payer,
+        "estimatedWaitSeconds": queued.estimated_wait_seconds,
+        "paymentType": queued.payment_type,
+    }
 
-    mode = config.PaymentMode.FREE
 
-    def admit(self, *, body_payer: object, headers: Mapping[str, str]) -> Admission:
-        return Admission(payer=addresses.parse(body_payer, field="payer"), payment_type=self.mode.value)
-
-
-def gate(cfg: config.Config) -> PaymentGate:
+def accept_mint(
+    conn: Conn,
+    cfg: config.Config,
+    *,
+    body_payer: object,
+    headers: Mapping[str, str],
+    idempotency_key: str | None,
+    resource_url: str,
+) -> Accepted:
+    """Admit one mint request: free (the body names the payer) or paid with x402."""
     if cfg.payment_mode is config.PaymentMode.FREE:
-        return FreeGate()
-    raise errors.ConfigurationError(f"payment mode {cfg.payment_mode.value!r} is not available in this build")
+        if body_payer is None:
+            raise errors.ValidationFailed("payer: Field required")
+        payer = addresses.parse(body_payer, field="payer")
+        key = queue.parse_idempotency_key(idempotency_key)
+        queued = queue.enqueue(conn, payer=payer, payment_type=cfg.payment_mode.value, idempotency_key=key)
+        return Accepted(
+            body=seed_body(queued), queue_id=queued.queue_id, queue_position=queued.queue_position
+        )
+    if cfg.x402 is None:
+        raise errors.ConfigurationError("x402 mode without x402 settings")
+    # The payment itself is the idempotency key here; a client's key is validated, not needed.
+    queue.parse_idempotency_key(idempotency_key)
+    return _PaidMint(conn, cfg, cfg.x402, headers, resource_url).run()
+
+
+# --- x402 -----------------------------------------------------------------------------
+
+
+def payment_key(network: str, asset: str, payer: str, nonce: str) -> str:
+    """The mint's deterministic id, derived from the payment (chain, asset, payer, nonce)."""
+    chain_id = int(network.split(":", 1)[1])
+    raw = (
+        chain_id.to_bytes(32, "big")
+        + bytes.fromhex(asset[2:])
+        + bytes.fromhex(payer[2:])
+        + bytes.fromhex(nonce[2:])
+    )
+    return "0x" + keccak(raw).hex()
+
+
+def finish_settled(conn: Conn, payment_id: uuid.UUID, tx_hash: str | None) -> queue.Enqueued | None:
+    """Mark a payment settled and queue its mint, in one transaction; None if already done."""
+    with db.transaction(conn):
+        row = db.one(conn, "mark_payment_settled", {"id": payment_id, "tx_hash": tx_hash})
+        if row is None:
+            return None
+        return queue.insert_paid(
+            conn,
+            queue_id=row["queue_id"],
+            payer=row["payer_address"],
+            payment_id=row["id"],
+            payment_tx_hash=row["settlement_tx_hash"],
+            tx_hash_bytes32=payment_key(
+                row["network"], row["asset"], row["payer_address"], row["auth_nonce"]
+            ),
+        )
+
+
+class _PaidMint:
+    """One paid ``POST /mint``: the state machine in the module docstring, request side."""
+
+    def __init__(
+        self,
+        conn: Conn,
+        cfg: config.Config,
+        terms: config.X402Config,
+        headers: Mapping[str, str],
+        resource_url: str,
+    ) -> None:
+        self.conn = conn
+        self.cfg = cfg
+        self.terms = terms
+        self.headers = headers
+        self.challenge = x402.challenge(terms, resource_url)
+
+    def run(self) -> Accepted:
+        value = x402.payment_header(self.headers)
+        if value is None:
+            raise errors.PaymentRequired(challenge=self.challenge)
+        payment = x402.decode(value, self.challenge)
+        x402.check_terms(payment, self.challenge)
+        self.payment = payment
+        self.signature_hash = hashlib.sha256(payment.exact.signature.lower().encode()).hexdigest()
+
+        existing = self._find()
+        if existing is not None:
+            return self._replay(existing)
+        remaining, head = _chain_view(self.cfg)
+        self._admit(remaining)
+
+        requirements = payment.requirements_for(self.challenge)
+        facilitator = x402.facilitator(self.terms)
+        try:
+            verified = facilitator.verify(payment, requirements)
+        except x402.FacilitatorUnreachable as exc:
+            raise errors.FacilitatorUnavailable(str(exc)) from exc
+        if not verified.is_valid:
+            # A twin may have settled this very payment since we looked: answer as it did.
+            twin = self._find()
+            if twin is not None:
+                return self._replay(twin)
+            raise errors.PaymentInvalid(
+                verified.invalid_reason or x402.UNEXPECTED_VERIFY,
+                verified.invalid_message,
+                challenge=self.challenge,
+            )
+        if verified.payer and verified.payer.lower() != payment.payer.lower():
+            raise errors.PaymentInvalid(
+                x402.INVALID_PAYLOAD, "the facilitator names another payer", challenge=self.challenge
+            )
+
+        record = self._record(remaining, head)
+        if record is None:  # a twin recorded it first
+            twin = self._find()
+            if twin is None:
+                raise errors.InvalidTransition("a payment record vanished")
+            return self._replay(twin)
+        payment_id, queue_id = record["id"], record["queue_id"]
+
+        try:
+            settled = facilitator.settle(payment, requirements)
+        except x402.FacilitatorUnreachable as exc:
+            db.execute(self.conn, "forget_payment", {"id": payment_id})
+            raise errors.FacilitatorUnavailable(str(exc)) from exc
+        except x402.FacilitatorAmbiguous as exc:
+            db.execute(
+                self.conn, "mark_payment_pending", {"id": payment_id, "tx_hash": None, "reason": str(exc)}
+            )
+            return self._pending(queue_id, None)
+        if settled.success:
+            tx = settled.transaction or None
+            queued = finish_settled(self.conn, payment_id, tx)
+            if queued is None:  # the worker finished it meanwhile
+                return self._settled(queue_id, tx)
+            return self._answer_settled(queued, tx)
+        if settled.error_reason == x402.SETTLEMENT_PENDING:
+            tx = settled.transaction or None
+            db.execute(
+                self.conn,
+                "mark_payment_pending",
+                {"id": payment_id, "tx_hash": tx, "reason": settled.error_message},
+            )
+            return self._pending(queue_id, tx)
+        reason = settled.error_reason or "unexpected_settle_error"
+        db.execute(self.conn, "mark_payment_failed", {"id": payment_id, "reason": reason})
+        raise errors.PaymentInvalid(
+            reason,
+            settled.error_message,
+            challenge=self.challenge,
+            settlement=self._response(False, None, reason),
+        )
+
+    # --- steps ----------------------------------------------------------------------
+
+    def _find(self) -> dict[str, Any] | None:
+        return db.one(self.conn, "find_payment", {"payer": self.payment.payer, "nonce": self.payment.nonce})
+
+    def _admit(self, remaining: int) -> None:
+        """Refuse before anyone is charged: the payer's cap, then the supply left for them."""
+        row = db.one(
+            self.conn,
+            "x402_admission",
+            {"payer": self.payment.payer, "default_max_pending": QueueSettings().max_pending_per_payer},
+        )
+        if row is None:
+            raise errors.DatabaseError("no admission row")
+        if int(row["payer_open"]) >= int(row["max_pending"]):
+            raise errors.PayerLimitReached(
+                f"{self.payment.payer} already has {row['max_pending']} open requests; wait for them to be minted"
+            )
+        if remaining - int(row["committed"]) <= 0:
+            raise errors.SupplyExhausted("no mints remain for new requests; your payment was not settled")
+
+    def _record(self, remaining: int, head: int) -> dict[str, Any] | None:
+        """Commit the durable record; the supply check is repeated under the admission lock so
+        that concurrent payers cannot all be admitted for the last mint."""
+        auth = self.payment.exact.authorization
+        requirements = self.payment.requirements_for(self.challenge)
+        with db.transaction(self.conn):
+            db.one(self.conn, "lock_payment_admission")
+            row = db.one(
+                self.conn,
+                "x402_admission",
+                {"payer": self.payment.payer, "default_max_pending": QueueSettings().max_pending_per_payer},
+            )
+            if row is not None and remaining - int(row["committed"]) <= 0:
+                raise errors.SupplyExhausted("no mints remain for new requests; your payment was not settled")
+            return db.one(
+                self.conn,
+                "record_payment",
+                {
+                    "payer": self.payment.payer,
+                    "nonce": self.payment.nonce,
+                    "x402_version": self.payment.version,
+                    "network": self.terms.network,
+                    "asset": self.terms.asset,
+                    "pay_to": self.terms.pay_to,
+                    "amount": int(auth.value),
+                    "valid_before": int(auth.valid_before),
+                    "signature_hash": self.signature_hash,
+                    "payload": Jsonb(self.payment.envelope.model_dump(by_alias=True, exclude_none=True)),
+                    "requirements": Jsonb(requirements.model_dump(by_alias=True, exclude_none=True)),
+                    "from_block": head,
+                    "lease_seconds": self.terms.settle_lease_seconds,
+                },
+            )
+
+    def _replay(self, existing: dict[str, Any]) -> Accepted:
+        """The same payment again: the first answer, never a second settlement or mint."""
+        if existing["signature_hash"] != self.signature_hash:
+            raise errors.PaymentInvalid(
+                x402.NONCE_USED, "this authorization nonce was already used", challenge=self.challenge
+            )
+        deadline = time.monotonic() + self.terms.settle_timeout_seconds + 2
+        while existing["status"] == "settling" and existing["leased"] and time.monotonic() < deadline:
+            time.sleep(REPLAY_POLL_SECONDS)  # a twin request is settling it right now
+            existing = self._find() or existing
+        status, queue_id, tx = existing["status"], existing["queue_id"], existing["settlement_tx_hash"]
+        if status == "settled":
+            return self._settled(queue_id, tx)
+        if status == "failed":
+            reason = existing["error_reason"] or "unexpected_settle_error"
+            raise errors.PaymentInvalid(
+                reason, challenge=self.challenge, settlement=self._response(False, None, reason)
+            )
+        return self._pending(queue_id, tx, status=status)
+
+    # --- answers --------------------------------------------------------------------
+
+    def _response(self, success: bool, tx: str | None, reason: str | None = None) -> SettleResponse:
+        return SettleResponse(
+            success=success,
+            error_reason=reason,
+            payer=self.payment.payer,
+            transaction=tx or "",
+            network=self.payment.envelope.get_network(),
+            amount=str(self.terms.price) if success else None,
+        )
+
+    def _settled(self, queue_id: uuid.UUID, tx: str | None) -> Accepted:
+        queued = queue.paid_request(self.conn, queue_id, self.payment.payer)
+        if queued is None:  # archived after minting: the seed body without a live position
+            queued = queue.Enqueued(
+                queue_id=str(queue_id),
+                queue_position=0,
+                payer=self.payment.payer,
+                estimated_wait_seconds=0,
+                payment_type=queue.PAID,
+            )
+        return self._answer_settled(queued, tx)
+
+    def _answer_settled(self, queued: queue.Enqueued, tx: str | None) -> Accepted:
+        body = seed_body(queued) | {"paymentStatus": "settled", "settlementTransaction": tx}
+        return Accepted(
+            body=body,
+            headers=x402.settlement_header(self.payment, self._response(True, tx)),
+            queue_id=queued.queue_id,
+            queue_position=queued.queue_position,
+        )
+
+    def _pending(
+        self, queue_id: uuid.UUID, tx: str | None, *, status: str = "settlement_pending"
+    ) -> Accepted:
+        body = {
+            "success": True,
+            "message": "Payment received; its settlement is still pending, and the mint is queued "
+            "as soon as it confirms on chain. Follow it at /queue/item/" + str(queue_id),
+            "queueId": str(queue_id),
+            "queuePosition": None,
+            "payer": self.payment.payer,
+            "estimatedWaitSeconds": None,
+            "paymentType": queue.PAID,
+            "paymentStatus": status,
+            "settlementTransaction": tx,
+        }
+        return Accepted(
+            body=body,
+            headers=x402.settlement_header(self.payment, self._response(False, tx, x402.SETTLEMENT_PENDING)),
+            queue_id=str(queue_id),
+            queue_position=None,
+        )
+
+
+# --- the chain, read without web3 ------------------------------------------------------
+
+_REMAINING_MINTS = "0x" + keccak(b"remainingMints()")[:4].hex()
+_rpc_client: httpx.Client | None = None
+
+
+def _chain_view(cfg: config.Config) -> tuple[int, int]:
+    """``remainingMints()`` and the head block in one batched JSON-RPC round trip."""
+    global _rpc_client  # noqa: PLW0603 - one pooled client per execution environment
+    if not cfg.rpc_url or not cfg.token_address:
+        raise errors.ConfigurationError("x402 mode needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
+    if _rpc_client is None:
+        _rpc_client = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0))
+    batch = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "eth_call",
+            "params": [{"to": cfg.token_address, "data": _REMAINING_MINTS}, "latest"],
+        },
+        {"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber", "params": []},
+    ]
+    try:
+        response = _rpc_client.post(cfg.rpc_url, json=batch)
+        response.raise_for_status()
+        answers = {a["id"]: a for a in response.json()}
+        return int(answers[1]["result"], 16), int(answers[2]["result"], 16)
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+        raise errors.SupplyUnknown(f"cannot read the remaining supply: {exc}") from exc
+
+
+def refunds_due(conn: Conn, *, limit: int = 100) -> list[dict[str, Any]]:
+    """Operators: paid requests whose mint failed for good (amount, payer, reason)."""
+    return db.all(conn, "list_refunds_due", {"limit": limit})

@@ -28,6 +28,8 @@ Conn = psycopg.Connection[db.Row]
 RECENT_BATCHES = 5
 PAYER_PAGE_DEFAULT = 20
 PAYER_PAGE_MAX = 100
+#: ``payment_type`` of a request bought with an x402 payment
+PAID = "x402"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -113,6 +115,75 @@ def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
     )
 
 
+def insert_paid(
+    conn: Conn,
+    *,
+    queue_id: uuid.UUID,
+    payer: str,
+    payment_id: uuid.UUID,
+    payment_tx_hash: str | None,
+    tx_hash_bytes32: str,
+) -> Enqueued:
+    """Queue a settled payment's mint inside the caller's transaction, under the queueId the
+    payment reserved. No per-payer cap here: it was checked before the payer was charged,
+    and a paid request is never refused."""
+    row = db.one(
+        conn,
+        "enqueue_paid_request",
+        {
+            "id": queue_id,
+            "payer": payer,
+            "payment_type": PAID,
+            "payment_id": payment_id,
+            "payment_tx_hash": payment_tx_hash,
+            "tx_hash_bytes32": tx_hash_bytes32,
+        },
+    )
+    if row is None:
+        raise errors.InvalidTransition(f"payment {payment_id} could not be queued")
+    return _answer(row, payer=payer, payment_type=PAID)
+
+
+def paid_request(conn: Conn, queue_id: uuid.UUID, payer: str) -> Enqueued | None:
+    """The request a payment bought (a replay's answer), or None if it is not queued yet."""
+    row = db.one(conn, "paid_request", {"queue_id": queue_id})
+    if row is None:
+        return None
+    return _answer(row, payer=payer, payment_type=str(row["payment_type"]))
+
+
+def _answer(row: dict[str, Any], *, payer: str, payment_type: str) -> Enqueued:
+    settings = QueueSettings.from_mapping(
+        {"max_batch_size": row["max_batch_size"], "batch_interval_seconds": row["batch_interval_seconds"]}
+    )
+    position = int(row["queue_position"] or 0)
+    return Enqueued(
+        queue_id=str(row["id"]),
+        queue_position=position,
+        payer=payer,
+        estimated_wait_seconds=estimate_wait_seconds(
+            position, settings.max_batch_size, settings.batch_interval_seconds
+        )
+        if position
+        else 0,
+        payment_type=payment_type,
+    )
+
+
+def _with_payments(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add each paid request's payment status and settlement transaction (never its signature)."""
+    if not rows:
+        return rows
+    found = db.all(conn, "payments_for_queue_ids", {"ids": [r["id"] for r in rows]})
+    by_id = {p["queue_id"]: p for p in found}
+    for row in rows:
+        payment = by_id.get(row["id"])
+        if payment is not None:
+            row["payment_status"] = payment["payment_status"]
+            row["settlement_tx_hash"] = payment["settlement_tx_hash"]
+    return rows
+
+
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value is not None else None
 
@@ -175,7 +246,7 @@ def payer_requests(
         {"payer": payer, "limit": page + 1, "before_created_at": before_created_at, "before_id": before_id},
     )
     more = len(rows) > page
-    rows = rows[:page]
+    rows = _with_payments(conn, rows[:page])
     return {
         "payer": payer,
         "requests": [_public(r) for r in rows],
@@ -195,5 +266,20 @@ def item(conn: Conn, queue_id: str) -> dict[str, Any]:
     ident = parse_queue_id(queue_id)
     row = db.one(conn, "queue_item", {"id": ident}) or db.one(conn, "archived_item", {"id": ident})
     if row is None:
-        raise errors.NotFound(f"no request with queueId {ident}")
-    return _public(row)
+        # A payment still settling has reserved its queueId before its request exists.
+        payment = db.one(conn, "payment_by_queue_id", {"queue_id": ident})
+        if payment is None:
+            raise errors.NotFound(f"no request with queueId {ident}")
+        return _public(
+            {
+                "id": payment["queue_id"],
+                "payer_address": payment["payer_address"],
+                "status": "awaiting_payment" if payment["payment_status"] != "failed" else "failed",
+                "created_at": payment["created_at"],
+                "updated_at": payment["updated_at"],
+                "payment_type": PAID,
+                "payment_status": payment["payment_status"],
+                "settlement_tx_hash": payment["settlement_tx_hash"],
+            }
+        )
+    return _public(_with_payments(conn, [row])[0])

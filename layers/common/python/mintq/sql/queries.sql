@@ -305,3 +305,134 @@ SELECT sum(gas_used)::float8 / nullif(sum(mint_count), 0) AS per_mint
            AND gas_used IS NOT NULL
          ORDER BY confirmed_at DESC
          LIMIT 20) recent;
+
+-- name: x402_admission
+-- Before anyone is charged: the payer's open requests against the cap, and everything
+-- that will consume supply (queued mints plus payments not yet settled or queued).
+SELECT coalesce((SELECT pending_count FROM payer_pending WHERE payer_address = %(payer)s), 0)
+         + (SELECT count(*) FROM payments
+             WHERE payer_address = %(payer)s AND status IN ('settling', 'settlement_pending'))
+         AS payer_open,
+       coalesce((SELECT max(CASE WHEN value ~ '^[0-9]{1,9}$' THEN value::int END)
+                   FROM system_settings WHERE key = 'max_pending_per_payer'),
+                %(default_max_pending)s) AS max_pending,
+       (SELECT pending_count + processing_count FROM queue_stats)
+         + (SELECT count(*) FROM payments WHERE status IN ('settling', 'settlement_pending'))
+         AS committed;
+
+-- name: lock_payment_admission
+-- Serialise the last supply check with the payment record it admits (transaction-scoped).
+SELECT pg_advisory_xact_lock(hashtextextended('mintq:x402:admission', 0));
+
+-- name: find_payment
+-- A payment by its authorization: the idempotency key of "one payment, one mint".
+SELECT id, queue_id, status::text AS status, payer_address, signature_hash, settlement_tx_hash,
+       error_reason, network, amount::text AS amount, x402_version,
+       coalesce(lease_until > now(), false) AS leased
+  FROM payments
+ WHERE payer_address = %(payer)s AND auth_nonce = %(nonce)s;
+
+-- name: record_payment
+-- The durable record, committed before settlement; a concurrent twin gets nothing back.
+INSERT INTO payments (payer_address, auth_nonce, x402_version, network, asset, pay_to, amount,
+                      valid_before, signature_hash, payload, requirements, from_block, lease_until)
+VALUES (%(payer)s, %(nonce)s, %(x402_version)s, %(network)s, %(asset)s, %(pay_to)s, %(amount)s,
+        %(valid_before)s, %(signature_hash)s, %(payload)s, %(requirements)s, %(from_block)s,
+        now() + make_interval(secs => %(lease_seconds)s))
+ON CONFLICT (payer_address, auth_nonce) DO NOTHING
+RETURNING id, queue_id;
+
+-- name: mark_payment_settled
+-- The transfer is on chain; guarded so that only one of the request and the worker wins.
+UPDATE payments
+   SET status = 'settled', settlement_tx_hash = coalesce(%(tx_hash)s, settlement_tx_hash),
+       settled_at = now(), lease_until = NULL, error_reason = NULL
+ WHERE id = %(id)s AND status IN ('settling', 'settlement_pending')
+RETURNING id, queue_id, payer_address, settlement_tx_hash, network, asset, auth_nonce;
+
+-- name: mark_payment_pending
+-- The facilitator may have broadcast: the worker reconciles it on chain from now on.
+UPDATE payments
+   SET status = 'settlement_pending', settlement_tx_hash = coalesce(%(tx_hash)s, settlement_tx_hash),
+       error_reason = %(reason)s, lease_until = NULL
+ WHERE id = %(id)s AND status IN ('settling', 'settlement_pending');
+
+-- name: mark_payment_failed
+-- Never charged (refused at settlement, or expired unused on chain).
+UPDATE payments
+   SET status = 'failed', error_reason = %(reason)s, lease_until = NULL
+ WHERE id = %(id)s AND status IN ('settling', 'settlement_pending')
+RETURNING id;
+
+-- name: forget_payment
+-- The facilitator was never reached: drop the record so the same payment may be retried.
+DELETE FROM payments WHERE id = %(id)s AND status = 'settling';
+
+-- name: enqueue_paid_request
+-- A settled payment's mint, in the caller's transaction, under the id the payment reserved.
+-- No per-payer cap here: it was checked before the payer was charged.
+WITH s AS (
+    SELECT max(CASE WHEN key = 'max_batch_size' THEN value END) AS max_batch_size,
+           max(CASE WHEN key = 'batch_interval_seconds' THEN value END) AS batch_interval_seconds
+      FROM system_settings
+     WHERE key IN ('max_batch_size', 'batch_interval_seconds')
+), ticket AS (
+    SELECT nextval('mint_queue_position_seq') AS t
+), inserted AS (
+    INSERT INTO mint_queue (id, queue_position, enqueue_position, payer_address, payment_type,
+                            payment_id, payment_tx_hash, tx_hash_bytes32)
+    SELECT %(id)s, t, mintq_queue_position(t), %(payer)s, %(payment_type)s, %(payment_id)s,
+           %(payment_tx_hash)s, %(tx_hash_bytes32)s
+      FROM ticket
+    RETURNING id, enqueue_position
+)
+SELECT inserted.id, inserted.enqueue_position AS queue_position, s.max_batch_size,
+       s.batch_interval_seconds
+  FROM inserted CROSS JOIN s;
+
+-- name: paid_request
+-- The request a settled payment bought, for answering a replay with the same queueId.
+SELECT m.id, m.payer_address, m.payment_type,
+       CASE WHEN m.status = 'pending' THEN mintq_queue_position(m.queue_position)
+            ELSE m.enqueue_position END AS queue_position,
+       (SELECT value FROM system_settings WHERE key = 'max_batch_size') AS max_batch_size,
+       (SELECT value FROM system_settings WHERE key = 'batch_interval_seconds')
+         AS batch_interval_seconds
+  FROM mint_queue m
+ WHERE m.id = %(queue_id)s;
+
+-- name: unfinished_payments
+-- Payments the worker reconciles on chain: pending ones, and ones whose request died
+-- while settling (its lease ran out). Each is looked at most every few seconds.
+SELECT id, queue_id, payer_address, auth_nonce, asset, pay_to, amount::text AS amount,
+       valid_before, from_block, settlement_tx_hash, status::text AS status
+  FROM payments
+ WHERE (status = 'settlement_pending' OR (status = 'settling' AND lease_until < now()))
+   AND (checked_at IS NULL OR checked_at < now() - make_interval(secs => %(min_interval)s))
+ ORDER BY created_at
+ LIMIT %(limit)s;
+
+-- name: touch_payment_check
+-- Remember when a payment was last reconciled (and that its outcome is still open).
+UPDATE payments SET checked_at = now() WHERE id = %(id)s;
+
+-- name: payment_by_queue_id
+-- A paid request's payment, public fields only (never the signed payload).
+SELECT queue_id, payer_address, status::text AS payment_status, settlement_tx_hash,
+       amount::text AS payment_amount, created_at, updated_at
+  FROM payments
+ WHERE queue_id = %(queue_id)s;
+
+-- name: payments_for_queue_ids
+-- Payment status and settlement transaction of several requests at once.
+SELECT queue_id, status::text AS payment_status, settlement_tx_hash
+  FROM payments
+ WHERE queue_id = ANY(%(ids)s::uuid[]);
+
+-- name: list_refunds_due
+-- Operators: paid requests whose mint failed for good, oldest first.
+SELECT payment_id, queue_id, payer_address, amount::text AS amount, asset, network,
+       settlement_tx_hash, reason, failed_at
+  FROM refunds_due
+ ORDER BY failed_at
+ LIMIT %(limit)s;

@@ -1,0 +1,148 @@
+"""Reconciling x402 payments whose settlement outcome the request never learned.
+
+Runs in the batch worker's cycle (``Batcher(housekeeping=[...])``). A payment is
+``settlement_pending`` when the facilitator timed out or answered pending, or still
+``settling`` after its request's lease ran out (the request died mid-settle). The chain
+decides, through the asset's EIP-3009 state, never a retry of the settlement:
+
+* the settlement transaction is known and mined with the asset's ``AuthorizationUsed``
+  event for (payer, nonce) → settled: the payment is marked and its mint queued, once;
+* ``authorizationState(payer, nonce)`` is set → find the ``AuthorizationUsed`` log (settled,
+  whoever broadcast it) or ``AuthorizationCanceled`` (the payer cancelled: never charged);
+* unused and the latest block is past ``validBefore`` → it can never settle: failed, never charged;
+* otherwise → look again next cycle.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from eth_hash.auto import keccak
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from mintq import config, db, errors, metrics, payments
+from mintq.queue import Conn
+
+logger = Logger(child=True)
+
+AUTHORIZATION_USED = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
+AUTHORIZATION_CANCELED = "0x" + keccak(b"AuthorizationCanceled(address,bytes32)").hex()
+_AUTHORIZATION_STATE_ABI = [
+    {
+        "type": "function",
+        "name": "authorizationState",
+        "stateMutability": "view",
+        "inputs": [{"name": "authorizer", "type": "address"}, {"name": "nonce", "type": "bytes32"}],
+        "outputs": [{"name": "", "type": "bool"}],
+    }
+]
+#: Blocks before the recorded head that the log search also covers (reorgs, lagging nodes).
+LOG_MARGIN_BLOCKS = 10
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  #: "settled" or "failed"
+    tx_hash: str | None = None
+    reason: str | None = None
+
+
+class Reconciler:
+    """Housekeeping hook: ``reconciler(conn)`` settles or fails what the chain has decided."""
+
+    def __init__(self, rpc_url: str, *, limit: int = 20, min_interval_seconds: float = 3.0) -> None:
+        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+        self.limit = limit
+        self.min_interval_seconds = min_interval_seconds
+
+    def __call__(self, conn: Conn) -> None:
+        rows = db.all(
+            conn, "unfinished_payments", {"min_interval": self.min_interval_seconds, "limit": self.limit}
+        )
+        for row in rows:
+            try:
+                outcome = self.check(row)
+            except Exception as exc:  # web3/requests raise many kinds; any of them means "ask again later"
+                raise errors.ChainUnavailable(f"reconciling payment {row['id']}: {exc}") from exc
+            self.apply(conn, row, outcome)
+
+    def apply(
+        self, conn: Conn, row: dict[str, Any], outcome: Outcome | None
+    ) -> None:
+        payment_id: uuid.UUID = row["id"]
+        if outcome is None:
+            db.execute(conn, "touch_payment_check", {"id": payment_id})
+            return
+        if outcome.status == "settled":
+            queued = payments.finish_settled(conn, payment_id, outcome.tx_hash)
+            if queued is not None:
+                metrics.count("PaymentReconciled", 1)
+                logger.info(
+                    "pending payment settled on chain; mint queued",
+                    extra={
+                        "action": "payment_reconciled",
+                        "queue_id": queued.queue_id,
+                        "tx": outcome.tx_hash,
+                    },
+                )
+            return
+        if db.one(conn, "mark_payment_failed", {"id": payment_id, "reason": outcome.reason}) is not None:
+            logger.info(
+                "pending payment never settled; marked failed",
+                extra={"action": "payment_failed", "payment_id": str(payment_id), "reason": outcome.reason},
+            )
+
+    def check(self, row: dict[str, Any]) -> Outcome | None:
+        asset = Web3.to_checksum_address(row["asset"])
+        payer = Web3.to_checksum_address(row["payer_address"])
+        nonce = bytes.fromhex(row["auth_nonce"][2:])
+        topics = ["0x" + bytes(12).hex() + payer[2:].lower(), row["auth_nonce"]]
+        if row["settlement_tx_hash"]:
+            try:
+                receipt = self.w3.eth.get_transaction_receipt(row["settlement_tx_hash"])
+            except TransactionNotFound:
+                receipt = None
+            if receipt is not None and receipt["status"] == 1:
+                for log in receipt["logs"]:
+                    if _matches(log, asset, AUTHORIZATION_USED, topics):
+                        return Outcome("settled", tx_hash=_hex(receipt["transactionHash"]))
+        token = self.w3.eth.contract(address=asset, abi=_AUTHORIZATION_STATE_ABI)
+        if token.functions.authorizationState(payer, nonce).call():
+            from_block = max(0, int(row["from_block"] or 0) - LOG_MARGIN_BLOCKS)
+            for event, status in ((AUTHORIZATION_USED, "settled"), (AUTHORIZATION_CANCELED, "failed")):
+                logs = self.w3.eth.get_logs(
+                    {
+                        "address": asset,
+                        "topics": [event, *topics],
+                        "fromBlock": from_block,
+                        "toBlock": "latest",
+                    }
+                )
+                if logs:
+                    if status == "settled":
+                        return Outcome("settled", tx_hash=_hex(logs[0]["transactionHash"]))
+                    return Outcome("failed", reason="authorization_canceled")
+            return None  # used, but the log is not visible yet: look again
+        latest = self.w3.eth.get_block("latest")
+        if int(latest["timestamp"]) >= int(row["valid_before"]):
+            return Outcome("failed", reason="authorization_expired_unsettled")
+        return None
+
+
+def _hex(value: Any) -> str:
+    return value if isinstance(value, str) else "0x" + bytes(value).hex()
+
+
+def _matches(log: Any, asset: str, event: str, topics: list[str]) -> bool:
+    got = [_hex(t).lower() for t in log["topics"]]
+    return str(log["address"]).lower() == asset.lower() and got == [event, *(t.lower() for t in topics)]
+
+
+def reconciler(cfg: config.Config) -> Reconciler:
+    if not cfg.rpc_url:
+        raise errors.ConfigurationError("reconciling payments needs MINTQ_RPC_URL")
+    return Reconciler(cfg.rpc_url)
