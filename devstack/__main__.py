@@ -114,6 +114,66 @@ def ensure_token(w3: Web3, signer_key: str, chain_id: int) -> str:
     return str(address)
 
 
+#: x402 mode: the test USDC's price per mint (0.01 USDC) and who is funded with it.
+X402_PRICE = 10_000
+X402_FUNDED_ACCOUNTS = range(1, 10)
+X402_FUND_AMOUNT = 1_000 * 10**6
+FACILITATOR_PORT = 4022
+#: anvil's account 8 settles payments: never the minter (account 0), so their nonces never collide.
+FACILITATOR_ACCOUNT = 8
+
+
+def start_x402(w3: Web3, rpc_url: str, chain_id: int, deployer_key: str) -> tuple[dict[str, str], Any]:
+    """Deploy (or find) the EIP-3009 test USDC, fund accounts 1-9, start the local facilitator."""
+    from devstack import facilitator
+
+    previous = _read_json(STACK_FILE)
+    known = previous.get("payment_asset")
+    if (
+        isinstance(known, str)
+        and previous.get("chain_id") == chain_id
+        and w3.eth.get_code(Web3.to_checksum_address(known))
+    ):
+        asset = Web3.to_checksum_address(known)
+    else:
+        asset = contracts.deploy(w3, "TestUSDC", [], deployer_key)
+        log.info("deployed TestUSDC at %s", asset)
+    usdc = w3.eth.contract(address=asset, abi=contracts.load_artifact("TestUSDC")["abi"])
+    for index in X402_FUNDED_ACCOUNTS:
+        holder = Account.from_key(anvil.dev_private_key(index)).address
+        if usdc.functions.balanceOf(holder).call() < X402_FUND_AMOUNT // 2:
+            contracts.transact(w3, usdc.functions.mint(holder, X402_FUND_AMOUNT), deployer_key)
+    facilitator.install_multicall3(rpc_url)
+    network = f"eip155:{chain_id}"
+    v1_network = config_v1_network(chain_id) or facilitator.register_local_v1_network(chain_id)
+    server = facilitator.Facilitator(
+        rpc_url=rpc_url,
+        private_key=anvil.dev_private_key(FACILITATOR_ACCOUNT),
+        network=network,
+        v1_network=v1_network,
+        port=FACILITATOR_PORT,
+    )
+    pay_to = _env("PAY_TO") or Account.from_key(anvil.dev_private_key(9)).address
+    log.info("x402: facilitator %s settles from %s; payTo %s", server.url, server.address, pay_to)
+    env = {
+        "MINTQ_X402_PRICE": str(X402_PRICE),
+        "MINTQ_X402_PAY_TO": pay_to,
+        "MINTQ_X402_ASSET": asset,
+        "MINTQ_X402_NETWORK": network,
+        "MINTQ_X402_V1_NETWORK": v1_network,
+        "MINTQ_X402_ASSET_NAME": "USDC",
+        "MINTQ_X402_ASSET_VERSION": "2",
+        "MINTQ_X402_FACILITATOR_URL": server.url,
+    }
+    return env, server
+
+
+def config_v1_network(chain_id: int) -> str | None:
+    from mintq import config
+
+    return config.V1_NETWORK_NAMES.get(chain_id)
+
+
 def batch_schedule(stop: threading.Event) -> None:
     """EventBridge's rate(1 minute) with reserved concurrency 1: one invocation after another."""
     handler = lambdas.load_handler(REPO_ROOT / "functions" / "batch")
@@ -150,6 +210,11 @@ def main(argv: list[str] | None = None) -> int:
     signer_key = _env("SIGNER_PRIVATE_KEY") or anvil.dev_private_key(0)
     signer_address = Account.from_key(signer_key).address
     token = ensure_token(w3, signer_key, chain_id)
+    payment_mode = _env("PAYMENT_MODE") or "free"
+    x402_env: dict[str, str] = {}
+    facilitator_server: Any = None
+    if payment_mode == "x402":
+        x402_env, facilitator_server = start_x402(w3, rpc_url, chain_id, signer_key)
 
     os.environ.update(
         {
@@ -158,11 +223,12 @@ def main(argv: list[str] | None = None) -> int:
             "MINTQ_TOKEN_ADDRESS": token,
             "MINTQ_CHAIN_ID": str(chain_id),
             "MINTQ_SIGNER_PRIVATE_KEY": signer_key,
-            "MINTQ_PAYMENT_MODE": _env("PAYMENT_MODE") or "free",
+            "MINTQ_PAYMENT_MODE": payment_mode,
             "POWERTOOLS_SERVICE_NAME": "mintq",
             "POWERTOOLS_METRICS_NAMESPACE": "MintqLocal",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **x402_env,
         }
     )
     enqueue = lambdas.load_handler(REPO_ROOT / "functions" / "enqueue")
@@ -189,8 +255,19 @@ def main(argv: list[str] | None = None) -> int:
         "signer_address": signer_address,
         "payment_mode": os.environ["MINTQ_PAYMENT_MODE"],
     }
+    if x402_env:
+        stack |= {
+            "payment_asset": x402_env["MINTQ_X402_ASSET"],
+            "pay_to": x402_env["MINTQ_X402_PAY_TO"],
+            "price": int(x402_env["MINTQ_X402_PRICE"]),
+            "network": x402_env["MINTQ_X402_NETWORK"],
+            "v1_network": x402_env["MINTQ_X402_V1_NETWORK"],
+            "facilitator_url": x402_env["MINTQ_X402_FACILITATOR_URL"],
+        }
     STACK_FILE.write_text(json.dumps(stack, indent=2) + "\n")
     sample = Account.from_key(anvil.dev_private_key(1)).address
+    if x402_env:
+        print(f"mintq (x402) is up at {api.url} — try: python examples/x402_mint.py", flush=True)
     print(
         f"mintq is up at {api.url} — try: curl -s -X POST {api.url}/mint "
         f"-H 'content-type: application/json' -d '{{\"payer\": \"{sample}\"}}'",
@@ -206,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.wait(0.5)
     log.info("stopping")
     api.shutdown()
+    if facilitator_server is not None:
+        facilitator_server.close()
     if node is not None:
         node.stop()
     elif adopted_pid is not None and _pid_alive(adopted_pid):

@@ -18,7 +18,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import config, db, errors, metrics, payments, queue, x402
+from mintq import config, db, errors, metrics, payments, queue
 
 logger = Logger(child=True)
 
@@ -149,6 +149,8 @@ def _mintq_error(exc: errors.MintqError) -> Response[str]:
     if exc.http_status >= 500:
         logger.exception("request failed", extra={"action": "request_failed", "code": exc.code})
     if isinstance(exc, errors.PaymentError):
+        from mintq import x402  # only x402 deployments refuse payments
+
         headers, extra = x402.refusal(exc)
         logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
         return error_response(exc.http_status, exc.code, exc.message, headers, extra)

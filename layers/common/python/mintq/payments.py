@@ -25,15 +25,18 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from eth_hash.auto import keccak
 from psycopg.types.json import Jsonb
-from x402.schemas import SettleResponse
 
-from mintq import addresses, config, db, errors, queue, x402
+from mintq import addresses, config, db, errors, queue
 from mintq.settings import QueueSettings
+
+if TYPE_CHECKING:  # imported on first use: free mode never pays for them at cold start
+    import httpx
+    from x402.schemas import SettleResponse
+
 
 Conn = queue.Conn
 
@@ -137,9 +140,13 @@ class _PaidMint:
         self.cfg = cfg
         self.terms = terms
         self.headers = headers
+        from mintq import x402
+
         self.challenge = x402.challenge(terms, resource_url)
 
     def run(self) -> Accepted:
+        from mintq import x402
+
         value = x402.payment_header(self.headers)
         if value is None:
             raise errors.PaymentRequired(challenge=self.challenge)
@@ -273,6 +280,8 @@ class _PaidMint:
 
     def _replay(self, existing: dict[str, Any]) -> Accepted:
         """The same payment again: the first answer, never a second settlement or mint."""
+        from mintq import x402
+
         if existing["signature_hash"] != self.signature_hash:
             raise errors.PaymentInvalid(
                 x402.NONCE_USED, "this authorization nonce was already used", challenge=self.challenge
@@ -294,6 +303,8 @@ class _PaidMint:
     # --- answers --------------------------------------------------------------------
 
     def _response(self, success: bool, tx: str | None, reason: str | None = None) -> SettleResponse:
+        from x402.schemas import SettleResponse
+
         return SettleResponse(
             success=success,
             error_reason=reason,
@@ -316,6 +327,8 @@ class _PaidMint:
         return self._answer_settled(queued, tx)
 
     def _answer_settled(self, queued: queue.Enqueued, tx: str | None) -> Accepted:
+        from mintq import x402
+
         body = seed_body(queued) | {"paymentStatus": "settled", "settlementTransaction": tx}
         return Accepted(
             body=body,
@@ -327,6 +340,8 @@ class _PaidMint:
     def _pending(
         self, queue_id: uuid.UUID, tx: str | None, *, status: str = "settlement_pending"
     ) -> Accepted:
+        from mintq import x402
+
         body = {
             "success": True,
             "message": "Payment received; its settlement is still pending, and the mint is queued "
@@ -358,6 +373,8 @@ def _chain_view(cfg: config.Config) -> tuple[int, int]:
     global _rpc_client  # noqa: PLW0603 - one pooled client per execution environment
     if not cfg.rpc_url or not cfg.token_address:
         raise errors.ConfigurationError("x402 mode needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
+    import httpx
+
     if _rpc_client is None:
         _rpc_client = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0))
     batch = [

@@ -70,9 +70,7 @@ class Reconciler:
                 raise errors.ChainUnavailable(f"reconciling payment {row['id']}: {exc}") from exc
             self.apply(conn, row, outcome)
 
-    def apply(
-        self, conn: Conn, row: dict[str, Any], outcome: Outcome | None
-    ) -> None:
+    def apply(self, conn: Conn, row: dict[str, Any], outcome: Outcome | None) -> None:
         payment_id: uuid.UUID = row["id"]
         if outcome is None:
             db.execute(conn, "touch_payment_check", {"id": payment_id})

@@ -18,9 +18,8 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from x402.http.utils import encode_payment_required_header, encode_payment_response_header
 from x402.schemas import (
@@ -34,6 +33,9 @@ from x402.schemas import (
 from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
 from mintq import addresses, config, errors
+
+if TYPE_CHECKING:  # httpx is imported on first use: free mode never pays for it at cold start
+    import httpx
 
 SCHEME = "exact"
 
@@ -303,6 +305,8 @@ class Facilitator:
         self.settle_timeout = settle_timeout
         #: per-endpoint headers, made afresh for every call (CDP's are short-lived JWTs)
         self.auth_headers = auth_headers
+        import httpx
+
         self._client = httpx.Client(follow_redirects=False)
 
     def _body(
@@ -315,6 +319,8 @@ class Facilitator:
         }
 
     def _post(self, path: str, body: dict[str, Any], timeout: float) -> httpx.Response:
+        import httpx
+
         auth = self.auth_headers() if self.auth_headers else {}
         headers = {"Content-Type": "application/json", **auth.get(path, {})}
         return self._client.post(
@@ -327,6 +333,8 @@ class Facilitator:
     def verify(
         self, payment: Payment, requirements: PaymentRequirements | PaymentRequirementsV1
     ) -> VerifyResponse:
+        import httpx
+
         try:
             response = self._post("verify", self._body(payment, requirements), self.verify_timeout)
         except httpx.HTTPError as exc:  # verify has no side effects: any failure is "unavailable"
@@ -339,6 +347,8 @@ class Facilitator:
     def settle(
         self, payment: Payment, requirements: PaymentRequirements | PaymentRequirementsV1
     ) -> SettleResponse:
+        import httpx
+
         try:
             response = self._post("settle", self._body(payment, requirements), self.settle_timeout)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
