@@ -56,5 +56,9 @@ build: $(SAM_VENV)/.stamp ## sam build (no Docker needed)
 contracts: node_modules/.stamp ## recompile contracts/*.sol into contracts/artifacts/
 	node scripts/build-contracts.mjs
 
+bench: deps ## benchmark drain, enqueue, status and cold start (BENCH_ARGS="--quick" for a short run)
+	$(PY) -m pip install -q -r bench/requirements.txt
+	$(PY) bench/run.py $(BENCH_ARGS)
+
 clean: ## remove local state and build output
 	rm -rf .local .aws-sam

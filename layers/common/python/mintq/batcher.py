@@ -595,6 +595,7 @@ class Batcher:
         """
         still: list[db.Row] = []
         latest: int | None = None
+        base_fee: int | None = None
         for batch in self._inflight():
             receipt = self._find_receipt(batch)
             if receipt is not None:
@@ -609,7 +610,9 @@ class Batcher:
                     continue
                 self._drop(batch)
                 continue
-            current = self._resend_or_replace(batch, settings)
+            if base_fee is None:
+                base_fee = self.chain.fees().base_fee
+            current = self._resend_or_replace(batch, settings, base_fee)
             if wait and self._await(current, settings, deadline):
                 continue
             still.append(current)
@@ -629,11 +632,14 @@ class Batcher:
             },
         )
 
-    def _resend_or_replace(self, batch: db.Row, settings: QueueSettings) -> db.Row:
+    def _resend_or_replace(self, batch: db.Row, settings: QueueSettings, base_fee: int) -> db.Row:
         latest = batch["attempts"][-1]
-        if float(latest["age_seconds"]) >= settings.stuck_after_seconds:
-            # Not mined in time, or never accepted (e.g. its fee fell below the base fee):
-            # the same batch, same nonce and calldata, with higher fees.
+        if (
+            float(latest["age_seconds"]) >= settings.stuck_after_seconds
+            or int(latest["max_fee_per_gas"]) < base_fee
+        ):
+            # Not mined in time, never accepted, or priced out by a rising base fee (it would
+            # wait for the base fee to fall): the same batch, nonce and calldata, higher fees.
             return self.replace(batch, settings)
         last_sent = self._last_sent.get(latest["tx_hash"])
         if (

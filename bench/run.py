@@ -1,0 +1,444 @@
+"""``make bench``: drain, enqueue, status and cold-start figures of mintq, measured in one run on
+this machine against real PostgreSQL and a real anvil (30M gas blocks every second).
+
+    .venv/bin/python bench/run.py                      # everything, default sizes (15-25 min)
+    .venv/bin/python bench/run.py --quick              # small sizes, a couple of minutes
+    .venv/bin/python bench/run.py --only drain --drain-requests 5000 --signers 2
+
+Writes bench/results/<UTC timestamp>.json and bench/results/latest.json (and the drain chart
+bench/results/drain-<timestamp>.png), prints a table with each figure next to its target.
+See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import api, coldstart, drain
+from bench.common import ROOT, Databases, log, machine
+from devstack import anvil
+
+SECTIONS = ("drain", "enqueue", "status", "coldstart")
+RESULTS = ROOT / "bench" / "results"
+
+QUICK = {
+    "drain_requests": 3000,
+    "pending_rows": 100_000,
+    "history_rows": 500_000,
+    "enqueue_requests": 1000,
+    "status_requests": 500,
+    "import_runs": 3,
+}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter
+    )
+    p.add_argument("--only", action="append", choices=SECTIONS, help="run only this section (repeatable)")
+    p.add_argument(
+        "--skip", action="append", choices=SECTIONS, default=[], help="skip this section (repeatable)"
+    )
+    p.add_argument("--quick", action="store_true", help=f"small sizes for a smoke run: {QUICK}")
+    g = p.add_argument_group("drain")
+    g.add_argument("--drain-requests", type=int, default=20_000, help="requests to drain (default 20000)")
+    g.add_argument("--signers", type=int, default=1, help="batch workers, one dev key each (default 1)")
+    g.add_argument(
+        "--drain-timeout", type=float, default=900, help="seconds before partial figures (default 900)"
+    )
+    g.add_argument(
+        "--max-batch-size", type=int, default=1000, help="system setting max_batch_size (default 1000)"
+    )
+    g.add_argument(
+        "--batch-gas-target",
+        type=int,
+        default=14_000_000,
+        help="system setting batch_gas_target (default 14000000: two batches with 10%% gas headroom per 30M block)",
+    )
+    g.add_argument(
+        "--max-inflight", type=int, default=4, help="system setting max_inflight_batches (default 4)"
+    )
+    g.add_argument(
+        "--poll-seconds",
+        type=float,
+        default=0.25,
+        help="worker receipt poll interval (default 0.25, Lambda's)",
+    )
+    g = p.add_argument_group("enqueue and status")
+    g.add_argument(
+        "--enqueue-requests", type=int, default=3000, help="requests per measurement (default 3000)"
+    )
+    g.add_argument("--pending-rows", type=int, default=1_000_000, help="pending prefill (default 1000000)")
+    g.add_argument(
+        "--history-rows", type=int, default=5_000_000, help="mint_history prefill (default 5000000)"
+    )
+    g.add_argument(
+        "--status-requests", type=int, default=2000, help="requests per status endpoint (default 2000)"
+    )
+    g = p.add_argument_group("cold start")
+    g.add_argument("--import-runs", type=int, default=7, help="fresh interpreters per function (default 7)")
+    g.add_argument("--skip-sam", action="store_true", help="no sam build, so no package sizes")
+    p.add_argument("--out-dir", type=Path, default=RESULTS, help="where results go (default bench/results)")
+    args = p.parse_args(argv)
+    if args.quick:
+        given = {a.split("=")[0] for a in argv if a.startswith("--")}
+        for key, value in QUICK.items():
+            if "--" + key.replace("_", "-") not in given:
+                setattr(args, key, value)
+    args.sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
+    return args
+
+
+def _anvil_version() -> str:
+    try:
+        out = subprocess.run(
+            [str(anvil.find_anvil_binary()), "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, anvil.AnvilError, subprocess.TimeoutExpired) as exc:
+        return f"unavailable ({exc})"
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or not b:
+        return None
+    return round(a / b, 3)
+
+
+# --- sections -------------------------------------------------------------------------
+
+
+def run_drain(args: argparse.Namespace, dbs: Databases, stamp: str) -> dict[str, Any]:
+    opts = drain.DrainOptions(
+        requests=args.drain_requests,
+        signers=args.signers,
+        timeout_s=args.drain_timeout,
+        max_batch_size=args.max_batch_size,
+        batch_gas_target=args.batch_gas_target,
+        max_inflight_batches=args.max_inflight,
+        poll_seconds=args.poll_seconds,
+        chart_path=args.out_dir / f"drain-{stamp}.png",
+    )
+    result = drain.run(dbs, opts)
+    if result.get("chart"):
+        result["chart"] = os.path.relpath(result["chart"], ROOT)
+    return result
+
+
+def run_api(args: argparse.Namespace, dbs: Databases, sections: list[str]) -> dict[str, Any]:
+    """Enqueue at an empty queue, prefill, enqueue at depth, then status (one database)."""
+    url = dbs.create("api")
+    out: dict[str, Any] = {}
+    try:
+        api.max_out_payer_cap(url)
+        n = args.enqueue_requests
+        if "enqueue" in sections:
+            empty: dict[str, Any] = {**api.measure_enqueue(url, n, "empty queue")}
+            empty["handler_vs_raw"] = _ratio(
+                empty["handler"]["per_second"], empty["raw_insert"]["per_second"]
+            )
+        api.prefill_pending(url, args.pending_rows)
+        payer = api.add_status_payer(url)
+        if "enqueue" in sections:
+            counts = api.queue_counts(url)
+            deep: dict[str, Any] = {"pending_before": counts["pending"]}
+            deep.update(api.measure_enqueue(url, n, f"{counts['pending']:,} pending"))
+            deep["handler_vs_raw"] = _ratio(deep["handler"]["per_second"], deep["raw_insert"]["per_second"])
+            out["enqueue"] = {
+                "requests": n,
+                "empty": empty,
+                "deep": deep,
+                "deep_vs_empty_handler": _ratio(
+                    deep["handler"]["per_second"], empty["handler"]["per_second"]
+                ),
+                "deep_vs_empty_raw": _ratio(
+                    deep["raw_insert"]["per_second"], empty["raw_insert"]["per_second"]
+                ),
+            }
+        if "status" in sections:
+            api.prefill_history(url, args.history_rows)
+            counts = api.queue_counts(url)
+            out["status"] = {
+                "pending_rows": counts["pending"],
+                "history_rows": args.history_rows + api.STATUS_PAYER_COMPLETED,
+                "payer_rows": api.STATUS_PAYER_PENDING + api.STATUS_PAYER_COMPLETED,
+                "endpoints": api.measure_status(url, args.status_requests, payer),
+            }
+    finally:
+        api.use_database("")
+        dbs.drop(url)
+    return out
+
+
+def run_coldstart(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {"imports": coldstart.import_times(args.import_runs)}
+    if not args.skip_sam:
+        try:
+            out["packages"] = coldstart.package_sizes()
+        except Exception as exc:
+            out["packages_error"] = f"{type(exc).__name__}: {exc}"
+            log(f"sam build failed: {exc}")
+    return out
+
+
+# --- targets and the table ------------------------------------------------------------
+
+Row = tuple[str, str, str, str, str]  # section, figure, value, target, verdict
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("pass" if ok else "MISS")
+
+
+def _fmt(value: float | None, spec: str = ",.0f", suffix: str = "") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:{spec}}{suffix}"
+
+
+def table_rows(result: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    s = result["sections"]
+    d = s.get("drain")
+    if d and "error" not in d:
+        partial = " (partial)" if d.get("partial") else ""
+        rows.append(("drain", f"requests confirmed{partial}", f"{d['mints']:,} / {d['requests']:,}", "", ""))
+        ratio = d.get("capacity_ratio")
+        rows.append(("drain", "confirmed mints per minute", _fmt(d.get("mints_per_minute")), "", ""))
+        rows.append(("drain", "chain capacity per minute", _fmt(d.get("chain_capacity_per_minute")), "", ""))
+        rows.append(
+            (
+                "drain",
+                "share of chain capacity",
+                _fmt(ratio, ".1%"),
+                ">= 90%",
+                _verdict(None if ratio is None else ratio >= 0.9),
+            )
+        )
+        median_batch = (d.get("batch_size") or {}).get("median")
+        gpm = d.get("gas_per_mint")
+        rows.append(
+            (
+                "drain",
+                f"gas per mint (median batch {_fmt(median_batch)})",
+                _fmt(gpm, ",.1f"),
+                "<= 25,300 at batches >= 200",
+                _verdict(None if gpm is None or (median_batch or 0) < 200 else gpm <= 25_300),
+            )
+        )
+        lat = d.get("latency_s") or {}
+        rows.append(
+            (
+                "drain",
+                "enqueue->confirmed p50 / p99",
+                f"{_fmt(lat.get('p50'), '.1f')} / {_fmt(lat.get('p99'), '.1f')} s",
+                "",
+                "",
+            )
+        )
+    e = s.get("enqueue")
+    if e and "error" not in e:
+        for level, label in (("empty", "empty queue"), ("deep", f"{e['deep']['pending_before']:,} pending")):
+            x = e[level]
+            h, r = x["handler"], x["raw_insert"]
+            rows.append(
+                (
+                    "enqueue",
+                    f"handler req/s, {label}",
+                    f"{_fmt(h['per_second'])} (p50 {h['p50_ms']:.2f} / p99 {h['p99_ms']:.2f} ms)",
+                    "",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    "enqueue",
+                    f"raw INSERT req/s, {label}",
+                    f"{_fmt(r['per_second'])} (p50 {r['p50_ms']:.2f} / p99 {r['p99_ms']:.2f} ms)",
+                    "",
+                    "",
+                )
+            )
+            ratio = x["handler_vs_raw"]
+            rows.append(
+                (
+                    "enqueue",
+                    f"handler / raw, {label}",
+                    _fmt(ratio, ".1%"),
+                    ">= 60%",
+                    _verdict(None if ratio is None else ratio >= 0.6),
+                )
+            )
+        ratio = e["deep_vs_empty_handler"]
+        rows.append(
+            (
+                "enqueue",
+                "handler deep / empty",
+                _fmt(ratio, ".1%"),
+                ">= 90%",
+                _verdict(None if ratio is None else ratio >= 0.9),
+            )
+        )
+    st = s.get("status")
+    if st and "error" not in st:
+        size = f"{st['pending_rows']:,} pending, {st['history_rows']:,} history"
+        rows.append(("status", "table sizes", size, "", ""))
+        for name, m in st["endpoints"].items():
+            rows.append(
+                (
+                    "status",
+                    f"{name} p50 / p99",
+                    f"{m['p50_ms']:.2f} / {m['p99_ms']:.2f} ms",
+                    "p99 <= 20 ms",
+                    _verdict(m["p99_ms"] <= 20),
+                )
+            )
+    c = s.get("coldstart")
+    if c and "error" not in c:
+        packages = (c.get("packages") or {}).get("functions", {})
+        for fn, m in c["imports"].items():
+            light = fn in ("enqueue", "status")
+            web3 = "with web3" if m["web3_imported"] else "no web3"
+            ok = (m["median_s"] <= 0.3 and not m["web3_imported"]) if light else None
+            rows.append(
+                (
+                    "cold start",
+                    f"{fn}: import (median of {m['runs']})",
+                    f"{m['median_s']:.3f} s, {web3}",
+                    "<= 0.3 s, no web3" if light else "",
+                    _verdict(ok),
+                )
+            )
+            if fn in packages:
+                rows.append(
+                    (
+                        "cold start",
+                        f"{fn}: package + layer (sam build)",
+                        f"{packages[fn]['with_layer_mib']:.1f} MiB",
+                        "",
+                        "",
+                    )
+                )
+        if "packages_error" in c:
+            rows.append(("cold start", "sam build", "failed (see JSON)", "", ""))
+    for name, sec in s.items():
+        if "error" in sec:
+            rows.append((name, "ERROR", sec["error"].splitlines()[0][:80], "", ""))
+    return rows
+
+
+def render(rows: list[Row]) -> str:
+    header: Row = ("section", "figure", "value", "target", "")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(5)]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    last = None
+    for r in rows:
+        if last is not None and r[0] != last:
+            out.append(line)
+        out.append("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+        last = r[0]
+    return "\n".join(out)
+
+
+# --- main -----------------------------------------------------------------------------
+
+
+def _section(result: dict[str, Any], name: str, fn: Callable[[], dict[str, Any]]) -> None:
+    started = time.monotonic()
+    try:
+        result["sections"][name] = fn()
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:
+        log(traceback.format_exc())
+        result["sections"][name] = {"error": f"{type(exc).__name__}: {exc}"}
+    result["sections"][name]["seconds"] = round(time.monotonic() - started, 1)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    now = dt.datetime.now(dt.UTC)
+    stamp = now.strftime("%Y%m%dT%H%M%SZ")
+    command = shlex.join(sys.orig_argv)
+    if os.environ.get("MAKELEVEL"):
+        command = f"make bench  # ran: {command}"
+    dbs = Databases()
+    result: dict[str, Any] = {
+        "started_utc": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "command": command,
+        "machine": machine(dbs.server_version(), _anvil_version()),
+        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "sections": {},
+    }
+    log(f"mintq bench {stamp}: sections {', '.join(args.sections)}")
+    try:
+        if "drain" in args.sections:
+            _section(result, "drain", lambda: run_drain(args, dbs, stamp))
+        api_sections = [s for s in ("enqueue", "status") if s in args.sections]
+        if api_sections:
+            shared: dict[str, Any] = {}
+
+            def api_run() -> dict[str, Any]:
+                shared.update(run_api(args, dbs, api_sections))
+                return {}
+
+            _section(result, "api", api_run)
+            api_meta = result["sections"].pop("api")
+            for name in api_sections:
+                result["sections"][name] = shared.get(name) or {
+                    "error": api_meta.get("error", "not measured")
+                }
+                result["sections"][name]["seconds_enqueue_and_status"] = api_meta["seconds"]
+        if "coldstart" in args.sections:
+            _section(result, "coldstart", lambda: run_coldstart(args))
+    finally:
+        dbs.close()
+    result["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["finished_utc"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    rows = table_rows(result)
+    result["table"] = [
+        dict(zip(("section", "figure", "value", "target", "verdict"), r, strict=True)) for r in rows
+    ]
+    text = json.dumps(result, indent=2, default=str) + "\n"
+    path = args.out_dir / f"{stamp}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+    (args.out_dir / "latest.json").write_text(text)
+    m = result["machine"]
+    print(
+        f"\nmintq bench {result['started_utc']} on {m['nproc']} CPU ({m['cpu_model']}), {m['memory_gib']} GiB,"
+        f" PostgreSQL {m['postgresql']}, {m['anvil']}, Python {m['python']};"
+        f" load average {m['load_average_at_start'][0]} at start, {m['load_average_at_end'][0]} at end"
+    )
+    print(f"command: {command}\n")
+    print(render(rows))
+    print(f"\nwrote {os.path.relpath(path, ROOT)} (and latest.json)")
+    chart = result["sections"].get("drain", {}).get("chart")
+    if chart:
+        print(f"chart {chart}")
+    return 1 if any("error" in s for s in result["sections"].values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
