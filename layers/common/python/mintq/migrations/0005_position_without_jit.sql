@@ -18,3 +18,12 @@ END;
 $$;
 
 ANALYZE queue_cursor;
+
+-- The same holds for the counter triggers on every enqueue and claim: small statements
+-- whose estimates over unanalysed tables would otherwise pay for JIT compilation.
+ALTER FUNCTION mintq_apply_counts(jsonb, jsonb) SET jit = off;
+ALTER FUNCTION mint_queue_count_insert() SET jit = off;
+ALTER FUNCTION mint_queue_count_update() SET jit = off;
+ALTER FUNCTION mint_queue_count_delete() SET jit = off;
+ANALYZE queue_counters;
+ANALYZE system_settings;
