@@ -4,15 +4,20 @@
 CREATE OR REPLACE FUNCTION mintq_queue_position(ticket bigint) RETURNS bigint
 LANGUAGE plpgsql STABLE
 SET jit = off
+-- A cached generic plan cannot see how narrow the ticket range is and may scan the table;
+-- planning each call with its values keeps it on the partial index.
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     cursor_at bigint;
-    requeued  bigint;
+    requeued  bigint := 0;
 BEGIN
     SELECT claimed_through INTO cursor_at FROM queue_cursor;
-    -- Requeued requests still waiting below the cursor: few, found through the partial index.
-    SELECT count(*) INTO requeued FROM mint_queue
-     WHERE status = 'pending' AND queue_position < least(ticket, cursor_at + 1);
+    IF cursor_at > 0 THEN
+        -- Requeued requests still waiting below the cursor: few, found through the partial index.
+        SELECT count(*) INTO requeued FROM mint_queue
+         WHERE status = 'pending' AND queue_position < least(ticket, cursor_at + 1);
+    END IF;
     RETURN 1 + requeued + greatest(0, ticket - cursor_at - 1);
 END;
 $$;
