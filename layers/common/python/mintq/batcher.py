@@ -51,8 +51,9 @@ class BatchBlocked(errors.ChainError):
 
 
 #: Gas per mint assumed before any batch of this token has been confirmed (a fresh-address
-#: ERC-20 mint costs ~25k; erring high only makes the first batch smaller).
-DEFAULT_GAS_PER_MINT = 30_000
+#: ERC-20 mint costs ~25k; erring high makes the first batch smaller, erring low only costs
+#: a re-estimate, since a batch over its gas budget is shrunk before it is signed).
+DEFAULT_GAS_PER_MINT = 26_000
 #: A node that accepted a transaction may still lose it; resend the same bytes this often.
 REBROADCAST_SECONDS = 10.0
 
