@@ -31,6 +31,7 @@ logger = Logger(child=True)
 
 AUTHORIZATION_USED = "0x" + keccak(b"AuthorizationUsed(address,bytes32)").hex()
 AUTHORIZATION_CANCELED = "0x" + keccak(b"AuthorizationCanceled(address,bytes32)").hex()
+TRANSFER = "0x" + keccak(b"Transfer(address,address,uint256)").hex()
 _AUTHORIZATION_STATE_ABI = [
     {
         "type": "function",
@@ -100,34 +101,51 @@ class Reconciler:
         nonce = bytes.fromhex(row["auth_nonce"][2:])
         topics = ["0x" + bytes(12).hex() + payer[2:].lower(), row["auth_nonce"]]
         if row["settlement_tx_hash"]:
-            try:
-                receipt = self.w3.eth.get_transaction_receipt(row["settlement_tx_hash"])
-            except TransactionNotFound:
-                receipt = None
-            if receipt is not None and receipt["status"] == 1:
-                for log in receipt["logs"]:
-                    if _matches(log, asset, AUTHORIZATION_USED, topics):
-                        return Outcome("settled", tx_hash=_hex(receipt["transactionHash"]))
+            outcome = self._settled_by(row, row["settlement_tx_hash"], asset, topics)
+            if outcome is not None:
+                return outcome
+        # Every read below is pinned to one block: reading the nonce's state and the clock at
+        # different heights could call a payment expired that was settled in between.
+        block = self.w3.eth.get_block("latest")
+        height = int(block["number"])
         token = self.w3.eth.contract(address=asset, abi=_AUTHORIZATION_STATE_ABI)
-        if token.functions.authorizationState(payer, nonce).call():
+        if token.functions.authorizationState(payer, nonce).call(block_identifier=height):
             from_block = max(0, int(row["from_block"] or 0) - LOG_MARGIN_BLOCKS)
-            for event, status in ((AUTHORIZATION_USED, "settled"), (AUTHORIZATION_CANCELED, "failed")):
+            for event in (AUTHORIZATION_USED, AUTHORIZATION_CANCELED):
                 logs = self.w3.eth.get_logs(
-                    {
-                        "address": asset,
-                        "topics": [event, *topics],
-                        "fromBlock": from_block,
-                        "toBlock": "latest",
-                    }
+                    {"address": asset, "topics": [event, *topics], "fromBlock": from_block, "toBlock": height}
                 )
-                if logs:
-                    if status == "settled":
-                        return Outcome("settled", tx_hash=_hex(logs[0]["transactionHash"]))
+                if not logs:
+                    continue
+                if event == AUTHORIZATION_CANCELED:
                     return Outcome("failed", reason="authorization_canceled")
+                outcome = self._settled_by(row, _hex(logs[0]["transactionHash"]), asset, topics)
+                # The nonce was used, but not for a transfer of our price to our payTo (the
+                # payer signed another authorization with the same nonce): we were not paid.
+                return outcome or Outcome("failed", reason="authorization_used_for_another_transfer")
             return None  # used, but the log is not visible yet: look again
-        latest = self.w3.eth.get_block("latest")
-        if int(latest["timestamp"]) >= int(row["valid_before"]):
+        if int(block["timestamp"]) >= int(row["valid_before"]):
             return Outcome("failed", reason="authorization_expired_unsettled")
+        return None
+
+    def _settled_by(self, row: dict[str, Any], tx_hash: str, asset: str, topics: list[str]) -> Outcome | None:
+        """``settled`` only if that transaction used this authorization AND moved exactly
+        ``amount`` of the asset from the payer to ``pay_to``."""
+        try:
+            receipt = self.w3.eth.get_transaction_receipt(tx_hash)  # type: ignore[arg-type]
+        except TransactionNotFound:
+            return None
+        if receipt is None or receipt["status"] != 1:
+            return None
+        used = any(_matches(log, asset, AUTHORIZATION_USED, topics) for log in receipt["logs"])
+        transfer_topics = [topics[0], "0x" + bytes(12).hex() + str(row["pay_to"])[2:].lower()]
+        paid = any(
+            _matches(log, asset, TRANSFER, transfer_topics)
+            and int.from_bytes(bytes(log["data"]), "big") == int(row["amount"])
+            for log in receipt["logs"]
+        )
+        if used and paid:
+            return Outcome("settled", tx_hash=_hex(receipt["transactionHash"]))
         return None
 
 
