@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -121,3 +122,18 @@ def test_a_database_outage_is_a_503_with_retry_after_not_a_client_error(
     assert status == 503
     assert body["error"]["code"] == "database_error"
     assert headers.get("Retry-After") == "5"
+
+
+def test_undecodable_or_non_json_bodies_are_4xx_never_5xx(database_url: str, conn: Any) -> None:
+    bad_base64 = http_event("POST", "/mint", raw_body="!!!not base64")
+    bad_base64["isBase64Encoded"] = True
+    not_utf8 = http_event("POST", "/mint", raw_body=base64.b64encode(b"\xff\xfe").decode())
+    not_utf8["isBase64Encoded"] = True
+    plain_text = http_event("POST", "/mint", body={"payer": ALICE}, headers={"content-type": "text/plain"})
+    answers = [invoke("enqueue", event)[:2] for event in (bad_base64, not_utf8, plain_text)]
+    assert [(status, body["error"]["code"]) for status, body in answers] == [
+        (400, "malformed_json"),
+        (400, "malformed_json"),
+        (415, "unsupported_media_type"),
+    ]
+    assert conn.execute("SELECT count(*) AS n FROM mint_queue").fetchone()["n"] == 0

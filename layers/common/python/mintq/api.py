@@ -6,6 +6,8 @@ status codes come from the error classes in ``mintq.errors``, assigned here only
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -14,7 +16,10 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -114,24 +119,33 @@ def get_item(queueId: str) -> dict[str, Any]:
 
 
 class MintqResolver(APIGatewayHttpResolver):
-    """HTTP API resolver that refuses oversized bodies before anything parses them."""
+    """HTTP API resolver that refuses oversized or undecodable bodies before anything parses them."""
 
     def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        body = event.get("body") or ""
-        limit = config.load().max_body_bytes
-        # base64 bodies are 4/3 larger on the wire than the bytes they carry.
-        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
-        if size > limit:
-            response = error_response(
-                413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes"
-            )
+        refused = _refuse_body(event)
+        if refused is not None:
             return {
-                "statusCode": response.status_code,
+                "statusCode": refused.status_code,
                 "headers": {"Content-Type": JSON},
-                "body": response.body,
+                "body": refused.body,
                 "isBase64Encoded": False,
             }
         return super().resolve(event, context)
+
+
+def _refuse_body(event: Mapping[str, Any]) -> Response[str] | None:
+    body = event.get("body") or ""
+    limit = config.load().max_body_bytes
+    try:
+        raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
+        raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return error_response(
+            400, errors.MalformedJson.code, "the request body is not valid base64-encoded UTF-8"
+        )
+    if len(raw) > limit:
+        return error_response(413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes")
+    return None
 
 
 def _validation_error(exc: RequestValidationError) -> Response[str]:
@@ -169,6 +183,9 @@ def create_app(*routers: Router) -> MintqResolver:
         app.include_router(router)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(errors.MintqError)(_mintq_error)
+    app.exception_handler(RequestUnsupportedContentType)(
+        lambda exc: error_response(415, "unsupported_media_type", "send the body as application/json")
+    )
     app.exception_handler(NotFoundError)(lambda exc: error_response(404, "not_found", "no such route"))
     app.not_found(lambda exc: error_response(404, "not_found", "no such route"))
     app.exception_handler(Exception)(_unexpected)
