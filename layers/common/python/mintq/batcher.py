@@ -31,7 +31,7 @@ from mintq import chain as chainlib
 from mintq import config, db, errors, metrics, settlement
 from mintq import signer as signerlib
 from mintq.settings import QueueSettings
-from mintq.signer import Signer
+from mintq.signer import SignedTx, Signer
 
 logger = Logger(child=True)
 
@@ -245,8 +245,7 @@ class Batcher:
                 )
                 if dispatched is None:
                     break
-                self.broadcast(dispatched)
-                batches = self._inflight(dispatched)
+                batches = self.broadcast(dispatched)
                 if not settings.pipelined:
                     if batches and not self._await(batches[0], settings, deadline):
                         inflight.extend(batches)
@@ -373,19 +372,7 @@ class Batcher:
                 return None
             gas_limit = min(int(gas * self.gas_headroom), hard_cap)
             data = self.chain.batch_mint_data([i.payer_address for i in items])
-            signed = self.signer.sign(
-                {
-                    "type": 2,
-                    "chainId": self.chain_id,
-                    "nonce": nonce,
-                    "to": self.chain.token,
-                    "value": 0,
-                    "data": data,
-                    "gas": gas_limit,
-                    "maxFeePerGas": fees.max_fee_per_gas,
-                    "maxPriorityFeePerGas": fees.max_priority_fee_per_gas,
-                }
-            )
+            signed = self._sign(nonce, data, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
             self.fault("after_sign")
             db.execute(
                 self.conn,
@@ -429,6 +416,22 @@ class Batcher:
         )
         return batch_id
 
+    def _sign(self, nonce: int, data: bytes, gas: int, max_fee: int, tip: int) -> SignedTx:
+        """The one shape of transaction this worker sends: EIP-1559, to the token, no value."""
+        return self.signer.sign(
+            {
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "to": self.chain.token,
+                "value": 0,
+                "data": data,
+                "gas": gas,
+                "maxFeePerGas": max_fee,
+                "maxPriorityFeePerGas": tip,
+            }
+        )
+
     def _fail(self, items: Sequence[Claimed], reason: str) -> None:
         if not items:
             return
@@ -451,8 +454,10 @@ class Batcher:
         rows = db.all(self.conn, "inflight_batches", self._keys())
         return [r for r in rows if batch_id is None or r["id"] == batch_id]
 
-    def broadcast(self, batch_id: uuid.UUID) -> None:
-        for batch in self._inflight(batch_id):
+    def broadcast(self, batch_id: uuid.UUID) -> list[db.Row]:
+        """Send a recorded batch; returns its row(s) as they stood when sent."""
+        batches = self._inflight(batch_id)
+        for batch in batches:
             self._send_latest(batch)
             self.summary.batches_sent += 1
             metrics.count("BatchSent", 1)
@@ -466,6 +471,7 @@ class Batcher:
                     "size": batch["mint_count"],
                 },
             )
+        return batches
 
     def _send_latest(self, batch: db.Row) -> chainlib.SendOutcome:
         attempt = batch["attempts"][-1]
@@ -685,18 +691,8 @@ class Batcher:
             )
             return batch
         original = TypedTransaction.from_bytes(HexBytes(bytes.fromhex(latest["raw_tx"]))).as_dict()
-        signed = self.signer.sign(
-            {
-                "type": 2,
-                "chainId": int(original["chainId"]),
-                "nonce": int(original["nonce"]),
-                "to": self.chain.token,
-                "value": int(original["value"]),
-                "data": bytes(original["data"]),
-                "gas": int(original["gas"]),
-                "maxFeePerGas": max_fee,
-                "maxPriorityFeePerGas": min(tip, max_fee),
-            }
+        signed = self._sign(
+            int(original["nonce"]), bytes(original["data"]), int(original["gas"]), max_fee, min(tip, max_fee)
         )
         attempt = int(latest["attempt"]) + 1
         with db.transaction(self.conn):
