@@ -324,4 +324,6 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     assert elapsed < 18 - 10, "it must stop before the timeout, keeping its 10 s safety margin"
     assert len(batcher._workers) == 1
     batcher._workers[0].conn.close()
-    assert uuid.UUID(str(conn.execute("SELECT id FROM batch_mints").fetchone()["id"]))
+    batches = conn.execute("SELECT id, status::text, mint_count FROM batch_mints").fetchall()
+    assert all(isinstance(b["id"], uuid.UUID) and b["status"] == "confirmed" for b in batches)
+    assert sum(b["mint_count"] for b in batches) == 5
