@@ -3,26 +3,10 @@
 
 -- name: enqueue_request
 -- Insert one request unless its payer is at the cap, and answer with its place in line,
--- the settings the wait estimate needs and the payer's pending count: one round trip.
-WITH s AS (
-    SELECT coalesce(max(CASE WHEN key = 'max_pending_per_payer' AND value ~ '^[0-9]{1,9}$'
-                             THEN value::int END), %(default_max_pending)s) AS max_pending,
-           max(CASE WHEN key = 'max_batch_size' THEN value END) AS max_batch_size,
-           max(CASE WHEN key = 'batch_interval_seconds' THEN value END) AS batch_interval_seconds
-      FROM system_settings
-     WHERE key IN ('max_pending_per_payer', 'max_batch_size', 'batch_interval_seconds')
-), payer AS (
-    SELECT coalesce((SELECT pending_count FROM payer_pending WHERE payer_address = %(payer)s), 0) AS pending
-), ticket AS (
-    SELECT nextval('mint_queue_position_seq') AS t FROM payer, s WHERE payer.pending < s.max_pending
-), inserted AS (
-    INSERT INTO mint_queue (queue_position, enqueue_position, payer_address, payment_type)
-    SELECT t, mintq_queue_position(t), %(payer)s, %(payment_type)s FROM ticket
-    RETURNING id, enqueue_position, created_at
-)
-SELECT inserted.id, inserted.enqueue_position AS queue_position, inserted.created_at,
-       payer.pending AS payer_pending, s.max_pending, s.max_batch_size, s.batch_interval_seconds
-  FROM payer CROSS JOIN s LEFT JOIN inserted ON true;
+-- the settings the wait estimate needs and the payer's pending count: one round trip
+-- (migration 0006 says why this is a function).
+SELECT id, queue_position, created_at, payer_pending, max_pending, max_batch_size, batch_interval_seconds
+  FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
 
 -- name: queue_stats
 -- The seed's statistics view (counters plus one index probe).
