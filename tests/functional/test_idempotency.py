@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from mintq import db, queue, settings
 from tests.support.events import http_event, invoke
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -76,3 +77,58 @@ def test_a_refused_request_does_not_burn_its_key(database_url: str, set_setting:
 def test_malformed_keys_are_rejected(database_url: str) -> None:
     status, body = mint(ALICE, "x" * 300)
     assert (status, body["error"]["code"]) == (400, "invalid_request")
+
+
+def _age_key(conn: Any, key: str, hours: float) -> None:
+    conn.execute(
+        "UPDATE idempotency_keys SET created_at = now() - make_interval(secs => %(s)s) WHERE key = %(k)s",
+        {"s": hours * 3600, "k": key},
+    )
+
+
+def _keys(conn: Any) -> set[str]:
+    return {r["key"] for r in conn.execute("SELECT key FROM idempotency_keys").fetchall()}
+
+
+def test_keys_past_their_retention_are_pruned_and_then_start_a_new_request(
+    database_url: str, conn: Any, set_setting: Any
+) -> None:
+    for key in ("old", "young", "keep-me"):
+        assert mint(ALICE if key != "young" else BOB, key)[0] == 202
+    _age_key(conn, "old", 49)
+    _age_key(conn, "young", 47)
+    pruned = queue.IdempotencyKeyPruner()(conn, settings.QueueSettings())  # default retention: 48 h
+    assert pruned == 1
+    assert _keys(conn) == {"young", "keep-me"}
+    # A key forgotten after its retention is a fresh key: a new request, a new queueId.
+    first_queue_ids = {r["id"] for r in conn.execute("SELECT id FROM mint_queue").fetchall()}
+    status, body = mint(ALICE, "old")
+    assert status == 202 and body["queueId"] not in {str(i) for i in first_queue_ids}
+
+
+def test_pruning_never_goes_under_the_24_hours_promised_whatever_the_setting(
+    conn: Any, database_url: str, set_setting: Any
+) -> None:
+    for key in ("a", "b"):
+        mint(ALICE, key)
+    _age_key(conn, "a", 25)
+    _age_key(conn, "b", 23)
+    set_setting("idempotency_key_retention_hours", "1")
+    probe = db.one(conn, "cycle_probe", {"signer": "0x" + "00" * 20, "chain_id": 1})
+    configured = settings.QueueSettings.from_mapping((probe or {}).get("settings") or {})
+    assert configured.idempotency_key_retention_hours == 1
+    assert queue.IdempotencyKeyPruner()(conn, configured) == 1
+    assert _keys(conn) == {"b"}
+
+
+def test_the_pruner_runs_at_most_every_few_minutes_and_in_slices(conn: Any, database_url: str) -> None:
+    for i in range(7):
+        mint(ALICE if i % 2 else BOB, f"k{i}")
+    conn.execute("UPDATE idempotency_keys SET created_at = now() - interval '3 days'")
+    now = [0.0]
+    pruner = queue.IdempotencyKeyPruner(every_seconds=300, slice_rows=2, max_slices=3, clock=lambda: now[0])
+    assert pruner(conn, settings.QueueSettings()) == 6  # three slices of two, then it yields the cycle
+    assert pruner(conn, settings.QueueSettings()) == 0  # too soon
+    now[0] = 301.0
+    assert pruner(conn, settings.QueueSettings()) == 1
+    assert _keys(conn) == set()

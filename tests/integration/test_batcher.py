@@ -309,6 +309,11 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     token = chain_env.deploy()
     set_setting("batch_interval_seconds", 1)
     enqueue_all(conn, fresh_addresses(5))
+    conn.execute(
+        "INSERT INTO idempotency_keys (key, request_hash, created_at)"
+        " VALUES ('expired', repeat('0', 64), now() - interval '3 days'),"
+        "        ('recent', repeat('0', 64), now() - interval '1 day')"
+    )
     monkeypatch.setenv("MINTQ_RPC_URL", chain_env.rpc_url)
     monkeypatch.setenv("MINTQ_TOKEN_ADDRESS", token)
     monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEY", MINTER_KEY)
@@ -327,3 +332,5 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     batches = conn.execute("SELECT id, status::text, mint_count FROM batch_mints").fetchall()
     assert all(isinstance(b["id"], uuid.UUID) and b["status"] == "confirmed" for b in batches)
     assert sum(b["mint_count"] for b in batches) == 5
+    # The invocation's housekeeping pruned the idempotency key past its retention, only that one.
+    assert [r["key"] for r in conn.execute("SELECT key FROM idempotency_keys").fetchall()] == ["recent"]

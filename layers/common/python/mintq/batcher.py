@@ -28,7 +28,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 
 from mintq import chain as chainlib
-from mintq import config, db, errors, metrics, settlement
+from mintq import config, db, errors, metrics, queue, settlement
 from mintq import signer as signerlib
 from mintq.settings import QueueSettings
 from mintq.signer import SignedTx, Signer
@@ -38,7 +38,7 @@ logger = Logger(child=True)
 Conn = psycopg.Connection[db.Row]
 FaultHook = Callable[[str], None]
 #: Extra per-cycle work sharing the worker's connection (e.g. reconciling payments).
-Housekeeping = Callable[[Conn], None]
+Housekeeping = Callable[[Conn, QueueSettings], object]
 
 #: Named points where tests inject crashes; see ``Batcher.fault``.
 CRASH_POINTS = ("after_claim", "after_sign", "after_record", "after_broadcast", "after_receipt", "mid_record")
@@ -209,7 +209,7 @@ class Batcher:
         )
         for task in self.housekeeping:
             try:
-                task(self.conn)
+                task(self.conn, settings)
             except errors.MintqError as exc:
                 self._fault("housekeeping failed", exc)
         if not probe.get("has_inflight") and not probe.get("has_pending"):
@@ -757,11 +757,19 @@ def _build_workers() -> list[Batcher]:
                 chainlib.Chain(cfg.rpc_url, cfg.token_address),
                 signerlib.LocalSigner(key),
                 chain_id=cfg.chain_id,
-                # x402: one worker reconciles payments whose settlement outcome is still open.
-                housekeeping=[settlement.reconciler(cfg)] if cfg.x402 is not None and not workers else (),
+                housekeeping=_housekeeping(cfg) if not workers else (),
             )
         )
     return workers
+
+
+def _housekeeping(cfg: config.Config) -> list[Housekeeping]:
+    """The first signer's worker also prunes idempotency keys and, with x402, reconciles
+    payments whose settlement outcome is still open."""
+    tasks: list[Housekeeping] = [queue.IdempotencyKeyPruner()]
+    if cfg.x402 is not None:
+        tasks.append(settlement.reconciler(cfg))
+    return tasks
 
 
 def run_invocation(remaining_ms: int, *, safety_seconds: float = 10.0) -> RunSummary:

@@ -12,7 +12,9 @@ import dataclasses
 import hashlib
 import json
 import math
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -30,6 +32,8 @@ PAYER_PAGE_DEFAULT = 20
 PAYER_PAGE_MAX = 100
 #: ``payment_type`` of a request bought with an x402 payment
 PAID = "x402"
+#: Clients are promised their Idempotency-Key answers for this long, whatever the setting says.
+IDEMPOTENCY_MIN_RETENTION_HOURS = 24.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +90,46 @@ def parse_idempotency_key(value: str | None) -> str | None:
     if not 1 <= len(value) <= 255 or not value.isascii() or not value.isprintable():
         raise errors.InvalidRequest("Idempotency-Key must be 1 to 255 printable ASCII characters")
     return value
+
+
+def prune_idempotency_keys(conn: Conn, *, retention_hours: float, limit: int = 5000) -> int:
+    """Delete up to ``limit`` keys older than the retention (floored at 24 h); the count deleted."""
+    hours = max(retention_hours, IDEMPOTENCY_MIN_RETENTION_HOURS)
+    return db.execute(conn, "prune_idempotency_keys", {"retention_seconds": hours * 3600, "limit": limit})
+
+
+class IdempotencyKeyPruner:
+    """Batch-worker housekeeping: prune expired idempotency keys every few minutes, in slices
+    small enough that no cycle stalls, and skip entirely in between so idle cycles stay one query."""
+
+    def __init__(
+        self,
+        *,
+        every_seconds: float = 300,
+        slice_rows: int = 5000,
+        max_slices: int = 20,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.every_seconds = every_seconds
+        self.slice_rows = slice_rows
+        self.max_slices = max_slices
+        self.clock = clock
+        self._last: float | None = None
+
+    def __call__(self, conn: Conn, settings: QueueSettings) -> int:
+        now = self.clock()
+        if self._last is not None and now - self._last < self.every_seconds:
+            return 0
+        self._last = now
+        pruned = 0
+        for _ in range(self.max_slices):
+            deleted = prune_idempotency_keys(
+                conn, retention_hours=settings.idempotency_key_retention_hours, limit=self.slice_rows
+            )
+            pruned += deleted
+            if deleted < self.slice_rows:
+                break
+        return pruned
 
 
 def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:

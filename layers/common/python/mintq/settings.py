@@ -27,6 +27,7 @@ class QueueSettings:
     stuck_after_seconds: float = 45
     fee_bump_percent: float = 12.5
     max_fee_per_gas_gwei: float = 500
+    idempotency_key_retention_hours: float = 48
 
     @property
     def pipelined(self) -> bool:

@@ -26,6 +26,7 @@ from web3.exceptions import TransactionNotFound
 
 from mintq import config, db, errors, metrics, payments
 from mintq.queue import Conn
+from mintq.settings import QueueSettings
 
 logger = Logger(child=True)
 
@@ -53,14 +54,14 @@ class Outcome:
 
 
 class Reconciler:
-    """Housekeeping hook: ``reconciler(conn)`` settles or fails what the chain has decided."""
+    """Housekeeping hook: ``reconciler(conn, settings)`` settles or fails what the chain has decided."""
 
     def __init__(self, rpc_url: str, *, limit: int = 20, min_interval_seconds: float = 3.0) -> None:
         self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
         self.limit = limit
         self.min_interval_seconds = min_interval_seconds
 
-    def __call__(self, conn: Conn) -> None:
+    def __call__(self, conn: Conn, settings: QueueSettings | None = None) -> None:
         rows = db.all(
             conn, "unfinished_payments", {"min_interval": self.min_interval_seconds, "limit": self.limit}
         )

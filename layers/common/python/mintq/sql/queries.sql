@@ -267,6 +267,15 @@ UPDATE idempotency_keys
    SET queue_id = %(queue_id)s, status_code = %(status_code)s, response = %(response)s
  WHERE key = %(key)s;
 
+-- name: prune_idempotency_keys
+-- Forget up to %(limit)s idempotency keys older than the retention, oldest first.
+DELETE FROM idempotency_keys
+ WHERE key IN (SELECT key FROM idempotency_keys
+                WHERE created_at < now() - make_interval(secs => %(retention_seconds)s)
+                ORDER BY created_at
+                LIMIT %(limit)s
+                FOR UPDATE SKIP LOCKED);
+
 -- name: record_replacement
 -- A replacement attempt at the batch's nonce, recorded before it is broadcast.
 WITH a AS (
