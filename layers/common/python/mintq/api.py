@@ -1,6 +1,7 @@
 """HTTP API: Powertools routers, request models and the one error shape.
 
-Every error body is ``{"success": false, "error": {"code": ..., "message": ...}}``;
+Every error body is ``{"success": false, "error": {"code": ..., "message": ...}}``, except
+402, whose body the x402 protocol fixes (``error`` is the code as a string);
 status codes come from the error classes in ``mintq.errors``, assigned here only.
 """
 
@@ -50,6 +51,16 @@ def error_response(
 ) -> Response[str]:
     body = json.dumps({"success": False, "error": {"code": code, "message": message}, **(extra or {})})
     return Response(status_code=status, content_type=JSON, body=body, headers=headers)
+
+
+def payment_required_response(
+    code: str, message: str, headers: dict[str, str], x402_fields: dict[str, Any]
+) -> Response[str]:
+    """A 402 is x402's own body: the v1 ``PaymentRequired`` has ``error`` as a string, and v1
+    clients (SDKs in Python, Java, Dart...) refuse the 402 otherwise. So here ``error`` is the
+    code itself, with the same ``success`` and a ``message`` beside it."""
+    body = json.dumps({"success": False, "error": code, "message": message, **x402_fields})
+    return Response(status_code=402, content_type=JSON, body=body, headers=headers)
 
 
 def _resource_url() -> str:
@@ -167,7 +178,7 @@ def _mintq_error(exc: errors.MintqError) -> Response[str]:
 
         headers, extra = x402.refusal(exc)
         logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
-        return error_response(exc.http_status, exc.code, exc.message, headers, extra)
+        return payment_required_response(exc.code, exc.message, headers, extra)
     retry = {"Retry-After": "5"} if exc.http_status == 503 else None
     return error_response(exc.http_status, exc.code, exc.message, retry)
 

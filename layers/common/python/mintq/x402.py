@@ -116,7 +116,7 @@ def challenge_headers(ch: Challenge) -> dict[str, str]:
 
 
 def challenge_body(ch: Challenge) -> dict[str, Any]:
-    """The v1 402 fields (``x402Version``, ``accepts``) that sit beside our error object."""
+    """The v1 402 fields (``x402Version``, ``accepts``) that sit beside the error code."""
     accepts = [ch.v1.model_dump(by_alias=True, exclude_none=True)] if ch.v1 else []
     return {"x402Version": 1, "accepts": accepts}
 
