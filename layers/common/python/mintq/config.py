@@ -10,6 +10,7 @@ import enum
 import functools
 import os
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote
 
 from mintq import addresses, errors
@@ -84,6 +85,8 @@ def load() -> Config:
 #: x402 v1 names networks; these are the ones v1 clients know (CAIP-2 chain id -> name).
 V1_NETWORK_NAMES = {8453: "base", 84532: "base-sepolia", 137: "polygon", 80002: "polygon-amoy"}
 DEFAULT_FACILITATOR_URL = "https://x402.org/facilitator"
+#: Coinbase's facilitator: the default when CDP API keys are configured
+CDP_FACILITATOR_URL = "https://api.cdp.coinbase.com/platform/v2/x402"
 
 
 def _x402() -> X402Config:
@@ -109,7 +112,10 @@ def _x402() -> X402Config:
         network=network,
         asset_name=_env("MINTQ_X402_ASSET_NAME") or "USDC",
         asset_version=_env("MINTQ_X402_ASSET_VERSION") or "2",
-        facilitator_url=(_env("MINTQ_X402_FACILITATOR_URL") or DEFAULT_FACILITATOR_URL).rstrip("/"),
+        facilitator_url=(
+            _env("MINTQ_X402_FACILITATOR_URL")
+            or (CDP_FACILITATOR_URL if _env("MINTQ_X402_CDP_SECRET_ARN") else DEFAULT_FACILITATOR_URL)
+        ).rstrip("/"),
         v1_network=_env("MINTQ_X402_V1_NETWORK") or V1_NETWORK_NAMES.get(int(network[7:])),
         max_timeout_seconds=int(_env("MINTQ_X402_MAX_TIMEOUT_SECONDS") or 300),
         verify_timeout_seconds=float(_env("MINTQ_X402_VERIFY_TIMEOUT_SECONDS") or 5),
@@ -126,9 +132,7 @@ def cdp_api_keys() -> tuple[str, str] | None:
     cfg = load().x402
     if cfg is None or cfg.cdp_secret_arn is None:
         return None
-    from aws_lambda_powertools.utilities import parameters
-
-    secret = parameters.get_secret(cfg.cdp_secret_arn, transform="json", max_age=300)
+    secret = _secret(cfg.cdp_secret_arn, json_object=True)
     if not isinstance(secret, dict) or not secret.get("apiKeyId") or not secret.get("apiKeySecret"):
         raise errors.ConfigurationError("the CDP secret must be a JSON object with apiKeyId and apiKeySecret")
     return str(secret["apiKeyId"]), str(secret["apiKeySecret"])
@@ -143,11 +147,7 @@ def database_url() -> str:
     arn = _env("MINTQ_DATABASE_SECRET_ARN")
     if not arn:
         raise errors.ConfigurationError("set MINTQ_DATABASE_URL or MINTQ_DATABASE_SECRET_ARN")
-    from aws_lambda_powertools.utilities import parameters
-
-    secret = parameters.get_secret(arn, transform="json", max_age=300)
-    if not isinstance(secret, dict):
-        raise errors.ConfigurationError("the database secret must be a JSON object")
+    secret = _secret(arn, json_object=True)
     user = quote(str(secret["username"]), safe="")
     password = quote(str(secret["password"]), safe="")
     host = secret["host"]
@@ -165,12 +165,26 @@ def signer_private_key() -> str:
     arn = _env("MINTQ_SIGNER_SECRET_ARN")
     if not arn:
         raise errors.ConfigurationError("set MINTQ_SIGNER_PRIVATE_KEY or MINTQ_SIGNER_SECRET_ARN")
-    from aws_lambda_powertools.utilities import parameters
-
-    value = parameters.get_secret(arn, max_age=300)
+    value = _secret(arn)
     if isinstance(value, bytes):
         value = value.decode()
     return str(value).strip()
+
+
+def _secret(arn: str, *, json_object: bool = False) -> Any:
+    """A Secrets Manager value (cached 5 minutes); any failure is a configuration error that
+    names the secret, never its value."""
+    from aws_lambda_powertools.utilities import parameters
+
+    try:
+        value = parameters.get_secret(arn, transform="json" if json_object else None, max_age=300)
+    except parameters.exceptions.TransformParameterError as exc:
+        raise errors.ConfigurationError(f"the secret {arn} must be a JSON object") from exc
+    except parameters.exceptions.GetParameterError as exc:
+        raise errors.ConfigurationError(f"cannot read the secret {arn}: {exc}") from exc
+    if json_object and not isinstance(value, dict):
+        raise errors.ConfigurationError(f"the secret {arn} must be a JSON object")
+    return value
 
 
 def signer_private_keys() -> list[str]:

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from x402.http.utils import encode_payment_required_header, encode_payment_response_header
@@ -299,6 +300,7 @@ class Facilitator:
         verify_timeout: float,
         settle_timeout: float,
         auth_headers: AuthHeaders | None = None,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.url = url.rstrip("/")
         self.verify_timeout = verify_timeout
@@ -307,7 +309,7 @@ class Facilitator:
         self.auth_headers = auth_headers
         import httpx
 
-        self._client = httpx.Client(follow_redirects=False)
+        self._client = httpx.Client(follow_redirects=False, transport=transport)
 
     def _body(
         self, payment: Payment, requirements: PaymentRequirements | PaymentRequirementsV1
@@ -386,13 +388,14 @@ def facilitator(cfg: config.X402Config) -> Facilitator:
             cfg.facilitator_url,
             verify_timeout=cfg.verify_timeout_seconds,
             settle_timeout=cfg.settle_timeout_seconds,
-            auth_headers=_cdp_headers(cfg),
+            auth_headers=cdp_auth_headers(cfg),
         )
         _facilitators[cfg.facilitator_url] = client
     return client
 
 
-def _cdp_headers(cfg: config.X402Config) -> AuthHeaders | None:
+def cdp_auth_headers(cfg: config.X402Config) -> AuthHeaders | None:
+    """With CDP API keys configured, a factory of fresh per-endpoint JWT headers (cdp-sdk's)."""
     keys = config.cdp_api_keys()
     if keys is None:
         return None
@@ -400,7 +403,14 @@ def _cdp_headers(cfg: config.X402Config) -> AuthHeaders | None:
         from cdp.x402 import create_facilitator_config  # type: ignore[import-not-found]
     except ImportError as exc:
         raise errors.ConfigurationError("the CDP facilitator needs the cdp-sdk package") from exc
-    create_headers: AuthHeaders = create_facilitator_config(*keys)["create_headers"]
+    cdp = create_facilitator_config(*keys)
+    # CDP's JWTs name the host and path they are for: sent anywhere else they fail, or leak.
+    if urlsplit(cdp["url"]).netloc != urlsplit(cfg.facilitator_url).netloc:
+        raise errors.ConfigurationError(
+            f"CDP API keys are only sent to the CDP facilitator ({cdp['url']}),"
+            f" not to {cfg.facilitator_url}: unset MINTQ_X402_FACILITATOR_URL or the CDP secret"
+        )
+    create_headers: AuthHeaders = cdp["create_headers"]
     return create_headers
 
 

@@ -1,0 +1,121 @@
+"""Secrets from AWS Secrets Manager (moto): the database, the minter keys and CDP's API keys."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from mintq import config, errors
+
+REGION = "us-east-1"
+KEY_A = "0x" + "11" * 32
+KEY_B = "0x" + "22" * 32
+
+
+@pytest.fixture
+def secrets(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    for name in ("MINTQ_DATABASE_URL", "MINTQ_SIGNER_PRIVATE_KEY", "MINTQ_SIGNER_PRIVATE_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        _reset_caches()
+        yield boto3.client("secretsmanager", region_name=REGION)
+    _reset_caches()
+
+
+def _reset_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+
+    config.reset()
+    # Also drops Powertools' per-process providers, so the next boto3 client is made inside moto.
+    parameters.clear_caches()
+
+
+def _secret(client: Any, name: str, value: object) -> str:
+    body = value if isinstance(value, str) else json.dumps(value)
+    return str(client.create_secret(Name=name, SecretString=body)["ARN"])
+
+
+def test_the_database_url_is_built_from_an_rds_style_secret_with_its_password_escaped(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    arn = _secret(
+        secrets,
+        "mintq/db",
+        {"username": "mintq", "password": "p@ss/w:rd", "host": "db.example", "port": 6432, "dbname": "q"},
+    )
+    monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", arn)
+    assert config.database_url() == "postgresql://mintq:p%40ss%2Fw%3Ard@db.example:6432/q?sslmode=require"
+
+
+def test_a_database_secret_that_is_not_a_json_object_is_a_configuration_error(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", _secret(secrets, "mintq/db", "not json"))
+    with pytest.raises(errors.ConfigurationError, match="must be a JSON object"):
+        config.database_url()
+    monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", _secret(secrets, "mintq/db-list", ["a", "b"]))
+    _reset_caches()
+    with pytest.raises(errors.ConfigurationError, match="must be a JSON object"):
+        config.database_url()
+
+
+def test_a_secret_that_cannot_be_read_is_a_configuration_error_naming_it(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:mintq/absent-AbCdEf"
+    monkeypatch.setenv("MINTQ_SIGNER_SECRET_ARN", missing)
+    with pytest.raises(errors.ConfigurationError, match=r"cannot read the secret .*absent"):
+        config.signer_private_key()
+
+
+def test_the_minter_key_and_a_signer_pool_come_from_the_signer_secret(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINTQ_SIGNER_SECRET_ARN", _secret(secrets, "mintq/signer", f" {KEY_A}\n"))
+    assert config.signer_private_keys() == [KEY_A]
+
+    monkeypatch.setenv("MINTQ_SIGNER_SECRET_ARN", _secret(secrets, "mintq/pool", [KEY_A, KEY_B]))
+    _reset_caches()
+    assert config.signer_private_keys() == [KEY_A, KEY_B]
+
+
+def test_without_a_key_or_a_secret_the_worker_refuses_to_start(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINTQ_SIGNER_SECRET_ARN", raising=False)
+    with pytest.raises(errors.ConfigurationError):
+        config.signer_private_keys()
+
+
+def test_cdp_api_keys_come_from_their_secret_and_must_be_complete(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _x402_env(monkeypatch)
+    monkeypatch.setenv(
+        "MINTQ_X402_CDP_SECRET_ARN", _secret(secrets, "mintq/cdp", {"apiKeyId": "id-1", "apiKeySecret": "s"})
+    )
+    assert config.cdp_api_keys() == ("id-1", "s")
+    assert config.load().x402 is not None
+    assert config.load().x402.facilitator_url == config.CDP_FACILITATOR_URL  # type: ignore[union-attr]
+
+    monkeypatch.setenv("MINTQ_X402_CDP_SECRET_ARN", _secret(secrets, "mintq/cdp-bad", {"apiKeyId": "id-1"}))
+    _reset_caches()
+    with pytest.raises(errors.ConfigurationError, match="apiKeySecret"):
+        config.cdp_api_keys()
+
+
+def _x402_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MINTQ_PAYMENT_MODE", "x402")
+    monkeypatch.setenv("MINTQ_X402_PRICE", "10000")
+    monkeypatch.setenv("MINTQ_X402_PAY_TO", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
+    monkeypatch.setenv("MINTQ_X402_ASSET", "0x036CbD53842c5426634e7929541eC2318f3dCF7e")
+    monkeypatch.setenv("MINTQ_X402_NETWORK", "eip155:84532")
+    monkeypatch.delenv("MINTQ_X402_FACILITATOR_URL", raising=False)
