@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import threading
 import time
 import uuid
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from web3 import Web3
 from x402 import x402ClientSync
 from x402.http import (
@@ -336,6 +339,58 @@ def test_malformed_headers_and_unknown_versions_or_schemes_are_refused(stack: St
     _assert_refused(
         stack, conn, v2_header(_tampered(account, stack, payload__signature="nope")), x402.INVALID_PAYLOAD
     )
+
+
+def _leaves(value: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    if isinstance(value, dict):
+        return [prefix] + [p for k, v in value.items() for p in _leaves(v, (*prefix, k))]
+    if isinstance(value, list):
+        return [prefix] + [p for i, v in enumerate(value) for p in _leaves(v, (*prefix, i))]
+    return [prefix]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=70),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=10), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_mangled_payment_header_is_a_402_or_a_mint_never_a_5xx(
+    stack: Stack, conn: Any, data: Any
+) -> None:
+    """One real payment, then any of its fields replaced by anything (or a header of noise):
+    the answer is a refusal in x402's body, or, if the change kept it valid, its one mint."""
+    valid = pay_v2(stack.payer(), stack).model_dump(by_alias=True, exclude_none=True)
+    kind = data.draw(st.sampled_from(["mutate", "json", "text"]))
+    if kind == "text":
+        header = {
+            data.draw(st.sampled_from(["PAYMENT-SIGNATURE", "X-PAYMENT"])): data.draw(st.text(max_size=300))
+        }
+    elif kind == "json":
+        header = {"PAYMENT-SIGNATURE": base64.b64encode(json.dumps(data.draw(_json)).encode()).decode()}
+    else:
+        path = data.draw(st.sampled_from(_leaves(valid)[1:]))
+        mutated = json.loads(json.dumps(valid))
+        target = mutated
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = data.draw(_json)
+        header = v2_header(mutated)
+    status, body, _ = post_mint(header)
+    assert status in (202, 402), body
+    if status == 402:
+        assert body["success"] is False and isinstance(body["error"], str) and body["accepts"], body
+        PaymentRequiredV1.model_validate(body)
+    minted = {r["payment_id"] for r in conn.execute("SELECT payment_id FROM mint_queue").fetchall()}
+    settled = {r["id"] for r in conn.execute("SELECT id FROM payments WHERE status = 'settled'").fetchall()}
+    assert minted == settled  # every settled payment has its one queued mint, and nothing else is queued
 
 
 def test_wrong_network_asset_recipient_or_amount_are_refused(stack: Stack, conn: Any) -> None:
