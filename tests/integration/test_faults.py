@@ -378,6 +378,25 @@ def test_an_rpc_refusing_connections_leaves_requests_pending_and_uncharged_until
     assert assert_exactly_once(chain_env, conn, token) == 4
 
 
+def test_a_rate_limited_rpc_answering_429_to_a_third_of_calls_mints_everything_once_charging_nobody(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any
+) -> None:
+    token = chain_env.deploy()
+    set_setting("max_batch_size", 10)
+    set_setting("max_inflight_batches", 3)
+    enqueue_all(conn, fresh_addresses(40))
+    with TcpProxy.for_url(chain_env.rpc_url, mode="http") as proxy:
+        proxy.throttle(0.33)
+        worker = chain_env.worker(database_url, token, rpc_url=proxy.url)
+        drain(worker, seconds=90)
+        worker.conn.close()
+        assert proxy.throttled > 10, "the provider must really have throttled the worker"
+    assert assert_exactly_once(chain_env, conn, token) == 40
+    # A 429 is the provider's problem, never the request's: no retry was charged to anyone.
+    assert conn.execute("SELECT max(retry_count) AS m FROM mint_queue").fetchone()["m"] == 0
+    assert statuses(conn) == {"completed": 40}
+
+
 def test_an_rpc_that_goes_away_between_recording_and_broadcasting_gets_the_same_bytes_later(
     chain_env: ChainEnv, conn: Any, database_url: str
 ) -> None:

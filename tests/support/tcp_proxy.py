@@ -8,7 +8,10 @@ Sits in front of anvil or PostgreSQL and lets a test break the network on purpos
 * ``lose_send_responses(True)`` (HTTP JSON-RPC mode only) forwards any request whose body
   contains ``eth_sendRawTransaction`` to the node, waits for the node's answer, and then
   closes the client's connection without passing the answer on: the transaction reached
-  the node, the caller never heard back. ``lost_sends`` counts how often that happened.
+  the node, the caller never heard back. ``lost_sends`` counts how often that happened;
+* ``throttle(p)`` (HTTP mode) answers a random share ``p`` of requests with ``429 Too Many
+  Requests`` and ``Retry-After: 1`` without forwarding them, like a rate-limited RPC
+  provider; ``throttled`` counts them.
 
 ``mode="tcp"`` pipes bytes; ``mode="http"`` parses HTTP/1.1 requests (Content-Length
 bodies, keep-alive) and relays each one to the upstream over its own connection.
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import random
 import socket
 import threading
 from typing import Literal
@@ -38,6 +42,9 @@ class TcpProxy:
         self._lose_sends = False
         self._stopped = threading.Event()
         self.lost_sends = 0
+        self._throttle = 0.0
+        self._rng = random.Random(402)
+        self.throttled = 0
         self.accepted = 0
         self._listener: socket.socket | None = self._bind(0)
         self.port: int = self._listener.getsockname()[1]
@@ -80,6 +87,14 @@ class TcpProxy:
         if self.mode != "http":
             raise ValueError("losing responses needs mode='http'")
         self._lose_sends = on
+
+    def throttle(self, share: float, *, seed: int = 429) -> None:
+        """HTTP mode: refuse this share of requests (0..1) with 429 before they reach the node."""
+        if self.mode != "http":
+            raise ValueError("throttling needs mode='http'")
+        with self._lock:
+            self._throttle = share
+            self._rng.seed(seed)
 
     def close(self) -> None:
         self._stopped.set()
@@ -166,6 +181,17 @@ class TcpProxy:
                 if request is None:
                     return
                 method, path, headers, body = request
+                with self._lock:
+                    limited = self._throttle > 0 and self._rng.random() < self._throttle
+                    self.throttled += limited
+                if limited:
+                    message = b'{"error": "rate limited"}'
+                    client.sendall(
+                        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\n"
+                        + f"Content-Length: {len(message)}\r\nConnection: keep-alive\r\n\r\n".encode()
+                        + message
+                    )
+                    continue
                 upstream = http.client.HTTPConnection(*self.upstream, timeout=30)
                 try:
                     upstream.request(method, path, body=body, headers=headers)
