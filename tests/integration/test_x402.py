@@ -303,6 +303,35 @@ def test_the_same_payment_replayed_10_times_concurrently_settles_and_mints_once(
     assert stack.usdc_balance(stack.pay_to) == PRICE
 
 
+def test_eight_payers_paying_at_once_each_settle_and_mint_once_on_one_facilitator_wallet(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Concurrent Lambdas, different payments, one settlement wallet: no nonce collides."""
+    local = threading.local()
+    opened: list[Any] = []
+
+    def per_thread() -> Any:
+        if getattr(local, "conn", None) is None:
+            local.conn = db.connect(stack.database_url)
+            opened.append(local.conn)
+        return local.conn
+
+    accounts = [stack.payer() for _ in range(8)]
+    headers = [v2_header(pay_v2(a, stack)) for a in accounts]
+    monkeypatch.setattr(db, "shared_connection", per_thread)
+    answers = run_threads([lambda h=h: post_mint(h) for h in headers])
+    for c in opened:
+        c.close()
+    assert [a[0] for a in answers] == [202] * 8, [a[1] for a in answers]
+    assert [a[1]["payer"] for a in answers] == [a.address for a in accounts]
+    assert stack.facilitator.broadcasts == 8
+    settled = rows(conn, "payments")
+    assert {p["status"] for p in settled} == {"settled"} and len({p["settlement_tx_hash"] for p in settled}) == 8
+    drain(stack)
+    assert [stack.minted(a.address) for a in accounts] == [1] * 8
+    assert stack.usdc_balance(stack.pay_to) == 8 * PRICE
+
+
 # --- bad payments ------------------------------------------------------------------------------
 
 
