@@ -326,7 +326,9 @@ def test_eight_payers_paying_at_once_each_settle_and_mint_once_on_one_facilitato
     assert [a[1]["payer"] for a in answers] == [a.address for a in accounts]
     assert stack.facilitator.broadcasts == 8
     settled = rows(conn, "payments")
-    assert {p["status"] for p in settled} == {"settled"} and len({p["settlement_tx_hash"] for p in settled}) == 8
+    assert {p["status"] for p in settled} == {"settled"} and len(
+        {p["settlement_tx_hash"] for p in settled}
+    ) == 8
     drain(stack)
     assert [stack.minted(a.address) for a in accounts] == [1] * 8
     assert stack.usdc_balance(stack.pay_to) == 8 * PRICE
