@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -193,6 +194,26 @@ def test_an_unreachable_rpc_leaves_requests_pending_and_uncharged(
     rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
     assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
     assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 0
+
+
+def test_each_cycle_publishes_queue_depth_age_and_faults_as_it_ends(
+    chain_env: ChainEnv, conn: Any, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = chain_env.deploy()
+    enqueue_all(conn, fresh_addresses(3))
+    conn.execute("UPDATE mint_queue SET created_at = now() - interval '90 seconds'")
+    worker = chain_env.worker(database_url, token, rpc_url="http://127.0.0.1:9")
+    capsys.readouterr()
+    worker.cycle(time.monotonic() + 10)
+    emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert len(emf) == 1, "one EMF document, flushed at the end of the cycle (not of the invocation)"
+    [doc] = emf
+    assert doc["QueuePending"] == [3] and doc["WorkerFault"] == [1]
+    [age] = doc["OldestPendingSeconds"]
+    assert 90 <= age < 120
+    units = {m["Name"]: m["Unit"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+    assert units["OldestPendingSeconds"] == "Seconds" and units["QueuePending"] == "Count"
+    worker.conn.close()
 
 
 def test_settings_changes_take_effect_on_the_next_cycle(

@@ -278,18 +278,34 @@ def test_every_function_logs_to_its_own_group_with_retention(template: dict[str,
     assert len(used) == len(set(used)), "two functions share a log group"
 
 
-def test_secrets_access_is_least_privilege(template: dict[str, Any]) -> None:
+@pytest.mark.parametrize("cdp", ["", "arn:aws:secretsmanager:us-east-1:123456789012:secret:cdp-AbCdEf"])
+def test_secrets_access_is_least_privilege(template: dict[str, Any], cdp: str) -> None:
+    params = {
+        **_defaults(template),
+        "DatabaseSecretArn": "db-secret",
+        "SignerSecretArn": "signer-secret",
+        "X402CdpSecretArn": cdp,
+    }
     for name, props in _functions(template).items():
-        secrets = []
+        secrets = set()
         for policy in props.get("Policies", []):
             assert isinstance(policy, dict) and set(policy) == {"AWSSecretsManagerGetSecretValuePolicy"}, (
                 f"{name}: unexpected policy {policy!r}"
             )
-            secrets.append(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"]["Ref"])
-        expected = (
-            ["DatabaseSecretArn", "SignerSecretArn"] if name == "BatchFunction" else ["DatabaseSecretArn"]
-        )
-        assert sorted(secrets) == expected, name
+            secrets.add(
+                _resolve(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"], template, params)
+            )
+        expected = {"db-secret"}
+        if name == "BatchFunction":
+            expected.add("signer-secret")
+        if name == "EnqueueFunction" and cdp:  # only the function that calls the facilitator
+            expected.add(cdp)
+        assert secrets == expected, name
+        env = props["Environment"]["Variables"]
+        if name == "EnqueueFunction":
+            assert _resolve(env["MINTQ_X402_CDP_SECRET_ARN"], template, params) == cdp
+        else:
+            assert "MINTQ_X402_CDP_SECRET_ARN" not in env, name
 
 
 def test_environment(template: dict[str, Any]) -> None:
@@ -316,6 +332,64 @@ def test_migrations_rerun_when_the_layer_changes(template: dict[str, Any]) -> No
     assert {"Ref": "CommonLayer"} in props.values()
     for name in ("EnqueueFunction", "StatusFunction", "BatchFunction"):
         assert template["Resources"][name].get("DependsOn") == "Migrations", name
+
+
+# --- alarms ------------------------------------------------------------------------------
+
+
+def _emitted_metric_names() -> set[str]:
+    """Every name passed to mintq.metrics.count/gauge in the package."""
+    names: set[str] = set()
+    for path in (REPO_ROOT / "layers" / "common" / "python" / "mintq").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "metrics"
+                and node.func.attr in ("count", "gauge")
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                names.add(str(node.args[0].value))
+    return names
+
+
+def test_every_custom_metric_alarm_watches_a_metric_the_code_emits(template: dict[str, Any]) -> None:
+    emitted = _emitted_metric_names()
+    assert {"WorkerFault", "MintFailed", "FeeCeilingReached", "OldestPendingSeconds"} <= emitted
+    alarms = _resources(template, "AWS::CloudWatch::Alarm")
+    custom = {n: a["Properties"] for n, a in alarms.items() if a["Properties"]["Namespace"] == "Mintq"}
+    assert {p["MetricName"] for p in custom.values()} == {
+        "OldestPendingSeconds",
+        "WorkerFault",
+        "FeeCeilingReached",
+        "MintFailed",
+    }
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    for name, props in custom.items():
+        assert props["MetricName"] in emitted, name
+        # Powertools EMF: the namespace and the one default dimension, service=<service name>.
+        assert props["Namespace"] == env["POWERTOOLS_METRICS_NAMESPACE"], name
+        assert props["Dimensions"] == [{"Name": "service", "Value": env["POWERTOOLS_SERVICE_NAME"]}], name
+
+
+def test_the_backlog_alarm_also_fires_when_the_worker_publishes_nothing(template: dict[str, Any]) -> None:
+    backlog = template["Resources"]["BacklogAlarm"]["Properties"]
+    assert backlog["TreatMissingData"] == "breaching"
+    assert backlog["Statistic"] == "Maximum" and backlog["Threshold"] == {"Ref": "BacklogAlarmSeconds"}
+    others = [a for n, a in _resources(template, "AWS::CloudWatch::Alarm").items() if n != "BacklogAlarm"]
+    assert {a["Properties"]["TreatMissingData"] for a in others} == {"notBreaching"}
+
+
+@pytest.mark.parametrize("topic", ["", "arn:aws:sns:us-east-1:123456789012:ops"])
+def test_alarms_notify_the_topic_only_when_one_is_given(template: dict[str, Any], topic: str) -> None:
+    params = {**_defaults(template), "AlarmTopicArn": topic}
+    for name, alarm in _resources(template, "AWS::CloudWatch::Alarm").items():
+        actions = _resolve(alarm["Properties"]["AlarmActions"], template, params)
+        if actions is not None:
+            actions = [_resolve(a, template, params) for a in actions]
+        assert actions == ([topic] if topic else None), name
 
 
 # --- sample events -----------------------------------------------------------------------

@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -184,12 +185,21 @@ class Batcher:
         return self.summary
 
     def cycle(self, deadline: float) -> QueueSettings:
-        """One cycle: an idle one costs a single query."""
+        """One cycle: an idle one costs a single query. Its metrics are published as it ends."""
+        try:
+            return self._cycle(deadline)
+        finally:
+            metrics.flush()
+
+    def _cycle(self, deadline: float) -> QueueSettings:
         self.summary.cycles += 1
         self._faulted = False
         self._drain = False
         probe = db.one(self.conn, "cycle_probe", self._keys()) or {}
         settings = QueueSettings.from_mapping(probe.get("settings") or {})
+        # Sampled every cycle, so a missing datapoint means the worker is not running.
+        metrics.gauge("QueuePending", probe.get("pending_count") or 0)
+        metrics.gauge("OldestPendingSeconds", _age_seconds(probe.get("oldest_pending")), seconds=True)
         logger.info(
             "queue stats",
             extra={
@@ -737,6 +747,10 @@ class Batcher:
         replaced["batch_tx_hash"] = signed.tx_hash
         self._send_latest(replaced)
         return replaced
+
+
+def _age_seconds(since: datetime | None) -> float:
+    return 0.0 if since is None else max(0.0, (datetime.now(UTC) - since).total_seconds())
 
 
 # --- the Lambda entry point's domain half ---------------------------------------
