@@ -70,7 +70,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="system setting batch_gas_target (default 14000000: two batches with 10%% gas headroom per 30M block)",
     )
     g.add_argument(
-        "--max-inflight", type=int, default=4, help="system setting max_inflight_batches (default 4)"
+        "--max-inflight", type=int, default=6, help="system setting max_inflight_batches (default 6)"
     )
     g.add_argument(
         "--poll-seconds",

@@ -9,7 +9,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -268,10 +268,8 @@ def test_a_v1_payment_mints_exactly_once(stack: Stack, conn: Any) -> None:
     _assert_paid_once(stack, conn, account, body)
 
 
-def test_the_same_payment_replayed_10_times_concurrently_settles_and_mints_once(
-    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Each Lambda has its own connection; give each thread one too.
+def _concurrently(stack: Stack, monkeypatch: pytest.MonkeyPatch, calls: list[Callable[[], Any]]) -> list[Any]:
+    """Run ``calls`` at once, each thread with its own connection as each Lambda has."""
     local = threading.local()
     opened: list[Any] = []
 
@@ -281,18 +279,25 @@ def test_the_same_payment_replayed_10_times_concurrently_settles_and_mints_once(
             opened.append(local.conn)
         return local.conn
 
-    original = db.shared_connection
-    monkeypatch.setattr(db, "shared_connection", per_thread)
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "shared_connection", per_thread)
+        try:
+            return run_threads(calls)
+        finally:
+            for c in opened:
+                c.close()
+
+
+def test_the_same_payment_replayed_10_times_concurrently_settles_and_mints_once(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     account = stack.payer()
     headers = v2_header(pay_v2(account, stack))
-    answers = run_threads([lambda: post_mint(headers) for _ in range(10)])
-    for c in opened:
-        c.close()
+    answers = _concurrently(stack, monkeypatch, [lambda: post_mint(headers) for _ in range(10)])
     assert [a[0] for a in answers] == [202] * 10, [a[1] for a in answers]
     assert len({a[1]["queueId"] for a in answers}) == 1
     assert stack.facilitator.broadcasts == 1
     # ... and later, once more, still the same answer without touching the facilitator.
-    monkeypatch.setattr(db, "shared_connection", original)
     settles = stack.facilitator.settle_calls
     status, later, _ = post_mint(headers)
     assert (status, later["queueId"]) == (202, answers[0][1]["queueId"])
@@ -307,21 +312,9 @@ def test_eight_payers_paying_at_once_each_settle_and_mint_once_on_one_facilitato
     stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Concurrent Lambdas, different payments, one settlement wallet: no nonce collides."""
-    local = threading.local()
-    opened: list[Any] = []
-
-    def per_thread() -> Any:
-        if getattr(local, "conn", None) is None:
-            local.conn = db.connect(stack.database_url)
-            opened.append(local.conn)
-        return local.conn
-
     accounts = [stack.payer() for _ in range(8)]
     headers = [v2_header(pay_v2(a, stack)) for a in accounts]
-    monkeypatch.setattr(db, "shared_connection", per_thread)
-    answers = run_threads([lambda h=h: post_mint(h) for h in headers])
-    for c in opened:
-        c.close()
+    answers = _concurrently(stack, monkeypatch, [lambda h=h: post_mint(h) for h in headers])
     assert [a[0] for a in answers] == [202] * 8, [a[1] for a in answers]
     assert [a[1]["payer"] for a in answers] == [a.address for a in accounts]
     assert stack.facilitator.broadcasts == 8
