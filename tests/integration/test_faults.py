@@ -563,3 +563,44 @@ def test_a_worker_killed_before_broadcast_whose_nonce_is_then_taken_has_its_batc
     rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
     assert {(r["status"], r["retry_count"]) for r in rows} == {("completed", 0)}, "a drop charges nobody"
     assert assert_exactly_once(chain_env, conn, token) == 6
+
+
+# --- (g) a frozen worker loses its lock, another takes over, then the frozen one wakes ---
+
+
+@pytest.mark.parametrize("point", ["after_claim", "after_sign", "after_record", "after_broadcast"])
+def test_a_frozen_worker_that_wakes_after_another_took_over_sends_nothing_that_conflicts(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any, spawn_worker: Any, point: str
+) -> None:
+    """A Lambda frozen mid-batch: its session dies (keepalives, a database restart), a new
+    worker takes the lock and mints, and only then does the frozen one resume at ``point``
+    with the transaction it had signed for the same nonce, possibly for other items."""
+    token = chain_env.deploy()
+    set_setting("batch_interval_seconds", 1)
+    enqueue_all(conn, fresh_addresses(6))
+    first_block = chain_env.w3.eth.block_number + 1
+    frozen = spawn_worker(token, stall_at=point, stall_seconds=8, seconds=25)
+    wait_for(lambda: {"stalled_at": point} in frozen.events(), timeout=20, what=f"a stall at {point}")
+    terminated = conn.execute(
+        "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = %(name)s",
+        {"name": application_name(frozen.pid)},
+    ).fetchall()
+    assert [r["ok"] for r in terminated] == [True]
+    enqueue_all(conn, fresh_addresses(3))  # the next batch at that nonce holds other items too
+    restart_and_drain(chain_env, database_url, token)
+    # It woke, and its next database call found the session gone: it stopped there.
+    assert frozen.wait(timeout=40) == 1
+    assert "DatabaseError: AdminShutdown" in frozen.stderr(), frozen.stderr()[-2000:]
+    assert chain_env.w3.eth.get_transaction_count(MINTER, "pending") == chain_nonce(chain_env)
+    assert assert_exactly_once(chain_env, conn, token) == 9
+    assert statuses(conn) == {"completed": 9}
+    # Every transaction the signer ever got mined is one the database recorded before sending.
+    recorded = {r["tx_hash"] for r in conn.execute("SELECT tx_hash FROM batch_attempts").fetchall()}
+    mined = [
+        "0x" + bytes(tx["hash"]).hex()
+        for n in range(first_block, chain_env.w3.eth.block_number + 1)
+        for tx in chain_env.w3.eth.get_block(n, full_transactions=True)["transactions"]
+        if tx["from"] == MINTER
+    ]
+    assert mined and set(mined) <= recorded
+    assert len(mined) == len(batch_statuses(conn)) == batch_statuses(conn).count("confirmed")

@@ -206,6 +206,7 @@ def spawn(
     crash_at: str | None = None,
     crash_on: int = 1,
     stall_at: str | None = None,
+    stall_seconds: float | None = None,
     seconds: float = 10.0,
     interval: float = 0.3,
     run_seconds: float | None = None,
@@ -235,6 +236,8 @@ def spawn(
         cmd += ["--crash-at", crash_at, "--crash-on", str(crash_on)]
     if stall_at is not None:
         cmd += ["--stall-at", stall_at]
+    if stall_seconds is not None:
+        cmd += ["--stall-seconds", str(stall_seconds)]
     if run_seconds is not None:
         cmd += ["--run-seconds", str(run_seconds)]
     if exit_when_idle:
