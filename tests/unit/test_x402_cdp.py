@@ -35,6 +35,18 @@ KEY_ID = "organizations/0000/apiKeys/mintq-test"
 TX = "0x" + "ab" * 32
 
 
+def _x402_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {
+        "MINTQ_PAYMENT_MODE": "x402",
+        "MINTQ_X402_PRICE": str(PRICE),
+        "MINTQ_X402_PAY_TO": PAY_TO,
+        "MINTQ_X402_ASSET": USDC,
+        "MINTQ_X402_NETWORK": NETWORK,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("MINTQ_X402_FACILITATOR_URL", raising=False)
+
+
 @pytest.fixture
 def cdp_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[ec.EllipticCurvePrivateKey]:
     from aws_lambda_powertools.utilities import parameters
@@ -45,18 +57,10 @@ def cdp_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[ec.EllipticCurvePrivate
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
-    for name, value in {
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "MINTQ_PAYMENT_MODE": "x402",
-        "MINTQ_X402_PRICE": str(PRICE),
-        "MINTQ_X402_PAY_TO": PAY_TO,
-        "MINTQ_X402_ASSET": USDC,
-        "MINTQ_X402_NETWORK": NETWORK,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("MINTQ_X402_FACILITATOR_URL", raising=False)
+    _x402_mode(monkeypatch)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     with mock_aws():
         config.reset()
         parameters.clear_caches()
@@ -131,14 +135,7 @@ def test_cdp_keys_are_never_sent_to_another_facilitator(
 
 
 def test_without_cdp_keys_no_authorization_header_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "MINTQ_PAYMENT_MODE": "x402",
-        "MINTQ_X402_PRICE": str(PRICE),
-        "MINTQ_X402_PAY_TO": PAY_TO,
-        "MINTQ_X402_ASSET": USDC,
-        "MINTQ_X402_NETWORK": NETWORK,
-    }.items():
-        monkeypatch.setenv(name, value)
+    _x402_mode(monkeypatch)
     monkeypatch.delenv("MINTQ_X402_CDP_SECRET_ARN", raising=False)
     config.reset()
     cfg = config.load().x402
