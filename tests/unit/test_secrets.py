@@ -65,6 +65,10 @@ def test_a_database_secret_that_is_not_a_json_object_is_a_configuration_error(
     _reset_caches()
     with pytest.raises(errors.ConfigurationError, match="must be a JSON object"):
         config.database_url()
+    monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", _secret(secrets, "mintq/db-partial", {"username": "u"}))
+    _reset_caches()
+    with pytest.raises(errors.ConfigurationError, match="lacks password, host"):
+        config.database_url()
 
 
 def test_a_secret_that_cannot_be_read_is_a_configuration_error_naming_it(

@@ -148,6 +148,9 @@ def database_url() -> str:
     if not arn:
         raise errors.ConfigurationError("set MINTQ_DATABASE_URL or MINTQ_DATABASE_SECRET_ARN")
     secret = _secret(arn, json_object=True)
+    missing = [k for k in ("username", "password", "host") if not secret.get(k)]
+    if missing:
+        raise errors.ConfigurationError(f"the database secret {arn} lacks {', '.join(missing)}")
     user = quote(str(secret["username"]), safe="")
     password = quote(str(secret["password"]), safe="")
     host = secret["host"]
