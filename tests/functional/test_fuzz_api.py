@@ -21,6 +21,8 @@ from tests.support.events import http_event, invoke
 FUZZ = settings(
     # A longer hunt: FUZZ_EXAMPLES=5000 make test PYTEST_ARGS=tests/functional/test_fuzz_api.py
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "150")),
+    # CI replays the same cases every run; a longer hunt (FUZZ_EXAMPLES set) explores afresh.
+    derandomize="FUZZ_EXAMPLES" not in os.environ,
     deadline=None,
     # One database per test is enough: the rows the examples leave behind are part of the fuzz.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],

@@ -382,6 +382,7 @@ _json = st.recursive(
 
 @settings(
     max_examples=int(os.environ.get("FUZZ_EXAMPLES", "60")),
+    derandomize="FUZZ_EXAMPLES" not in os.environ,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
