@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mintq import batcher, db
+from mintq import batcher, db, metrics
 from mintq.settings import QueueSettings
 from tests.support.chain import AMOUNT, MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
 
@@ -203,6 +203,7 @@ def test_each_cycle_publishes_queue_depth_age_and_faults_as_it_ends(
     enqueue_all(conn, fresh_addresses(3))
     conn.execute("UPDATE mint_queue SET created_at = now() - interval '90 seconds'")
     worker = chain_env.worker(database_url, token, rpc_url="http://127.0.0.1:9")
+    metrics.flush()  # whatever earlier tests left in the process-wide buffer
     capsys.readouterr()
     worker.cycle(time.monotonic() + 10)
     emf = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
