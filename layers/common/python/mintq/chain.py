@@ -185,13 +185,16 @@ class Chain:
     def batch_mint_data(recipients: Sequence[str]) -> bytes:
         return BATCH_MINT + abi_encode(["address[]"], [[to_checksum_address(r) for r in recipients]])
 
-    def estimate_batch_mint(self, sender: str, recipients: Sequence[str]) -> int:
-        """Gas for ``batchMint(recipients)``; raises ``SimulatedRevert`` if it would revert."""
-        tx: dict[str, Any] = {
+    def _batch_mint_call(self, sender: str, recipients: Sequence[str]) -> dict[str, Any]:
+        return {
             "from": to_checksum_address(sender),
             "to": self.token,
             "data": self.batch_mint_data(recipients),
         }
+
+    def estimate_batch_mint(self, sender: str, recipients: Sequence[str]) -> int:
+        """Gas for ``batchMint(recipients)``; raises ``SimulatedRevert`` if it would revert."""
+        tx = self._batch_mint_call(sender, recipients)
         try:
             with _rpc("eth_estimateGas"):
                 return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
@@ -240,11 +243,7 @@ class Chain:
 
     def revert_reason(self, sender: str, recipients: Sequence[str], block_number: int) -> str:
         """Replay a reverted batch on the state its block left behind to learn why (best effort)."""
-        tx: dict[str, Any] = {
-            "from": to_checksum_address(sender),
-            "to": self.token,
-            "data": self.batch_mint_data(recipients),
-        }
+        tx = self._batch_mint_call(sender, recipients)
         try:
             with _rpc("eth_call"):
                 self.w3.eth.call(tx, block_identifier=block_number)  # type: ignore[arg-type]

@@ -133,30 +133,18 @@ class IdempotencyKeyPruner:
 
 
 def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
-    defaults = QueueSettings()
+    default_cap = QueueSettings.max_pending_per_payer
     row = db.one(
         conn,
         "enqueue_request",
-        {"payer": payer, "payment_type": payment_type, "default_max_pending": defaults.max_pending_per_payer},
+        {"payer": payer, "payment_type": payment_type, "default_max_pending": default_cap},
     )
     if row is None or row["id"] is None:
-        limit = row["max_pending"] if row else defaults.max_pending_per_payer
+        limit = row["max_pending"] if row else default_cap
         raise errors.PayerLimitReached(
             f"{payer} already has {limit} pending requests; wait for them to be minted"
         )
-    settings = QueueSettings.from_mapping(
-        {"max_batch_size": row["max_batch_size"], "batch_interval_seconds": row["batch_interval_seconds"]}
-    )
-    position = int(row["queue_position"])
-    return Enqueued(
-        queue_id=str(row["id"]),
-        queue_position=position,
-        payer=payer,
-        estimated_wait_seconds=estimate_wait_seconds(
-            position, settings.max_batch_size, settings.batch_interval_seconds
-        ),
-        payment_type=payment_type,
-    )
+    return _answer(row, payer=payer, payment_type=payment_type)
 
 
 def insert_paid(
