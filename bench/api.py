@@ -119,46 +119,46 @@ def measure_enqueue(
 
 def prefill_pending(url: str, rows: int) -> None:
     """``rows`` pending requests from ``rows / 5`` payers, in a few INSERT … SELECT statements."""
-    if rows <= 0:
-        return
-    payers = max(1, rows // PREFILL_ROWS_PER_PAYER)
-    bar = progress(rows, "prefill: pending rows", "row")
-    with db.connect(url) as conn:
-        for lo in range(1, rows + 1, PREFILL_CHUNK):
-            hi = min(rows, lo + PREFILL_CHUNK - 1)
-            conn.execute(
-                "INSERT INTO mint_queue (payer_address, payment_type, enqueue_position)"
-                " SELECT '0x' || left(encode(sha256(convert_to('payer-' || (g %% %(p)s), 'UTF8')), 'hex'), 40),"
-                "        'free', g"
-                "   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
-                {"lo": lo, "hi": hi, "p": payers},
-            )
-            bar.update(hi - lo + 1)
-        bar.set_description("prefill: VACUUM ANALYZE")
-        conn.execute("VACUUM ANALYZE")
-    bar.close()
+    _prefill(
+        url,
+        rows,
+        "prefill: pending rows",
+        "INSERT INTO mint_queue (payer_address, payment_type, enqueue_position)"
+        " SELECT '0x' || left(encode(sha256(convert_to('payer-' || (g %% %(p)s), 'UTF8')), 'hex'), 40),"
+        "        'free', g"
+        "   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
+        {"p": max(1, rows // PREFILL_ROWS_PER_PAYER)},
+    )
 
 
 def prefill_history(url: str, rows: int) -> None:
     """``rows`` completed requests in mint_history (500 per batch transaction, 1M payers)."""
+    _prefill(
+        url,
+        rows,
+        "prefill: history rows",
+        "INSERT INTO mint_history (queue_id, payer_address, mint_tx_hash, amount, block_number,"
+        "                          payment_type, created_at, completed_at)"
+        " SELECT gen_random_uuid(),"
+        "        '0x' || left(encode(sha256(convert_to('hpayer-' || (g %% 1000000), 'UTF8')), 'hex'), 40),"
+        "        '0x' || encode(sha256(convert_to('tx-' || (g / 500), 'UTF8')), 'hex'),"
+        "        '1000000000000000000000', g / 500, 'free',"
+        "        now() - make_interval(secs => (%(n)s - g) + 30),"
+        "        now() - make_interval(secs => (%(n)s - g))"
+        "   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
+        {"n": rows},
+    )
+
+
+def _prefill(url: str, rows: int, desc: str, statement: str, params: dict[str, Any]) -> None:
+    """Run ``statement`` over ``g`` in [1, rows] in chunks of PREFILL_CHUNK, then VACUUM ANALYZE."""
     if rows <= 0:
         return
-    bar = progress(rows, "prefill: history rows", "row")
+    bar = progress(rows, desc, "row")
     with db.connect(url) as conn:
         for lo in range(1, rows + 1, PREFILL_CHUNK):
             hi = min(rows, lo + PREFILL_CHUNK - 1)
-            conn.execute(
-                "INSERT INTO mint_history (queue_id, payer_address, mint_tx_hash, amount, block_number,"
-                "                          payment_type, created_at, completed_at)"
-                " SELECT gen_random_uuid(),"
-                "        '0x' || left(encode(sha256(convert_to('hpayer-' || (g %% 1000000), 'UTF8')), 'hex'), 40),"
-                "        '0x' || encode(sha256(convert_to('tx-' || (g / 500), 'UTF8')), 'hex'),"
-                "        '1000000000000000000000', g / 500, 'free',"
-                "        now() - make_interval(secs => (%(n)s - g) + 30),"
-                "        now() - make_interval(secs => (%(n)s - g))"
-                "   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
-                {"lo": lo, "hi": hi, "n": rows},
-            )
+            conn.execute(statement, {**params, "lo": lo, "hi": hi})  # type: ignore[arg-type]
             bar.update(hi - lo + 1)
         bar.set_description("prefill: VACUUM ANALYZE")
         conn.execute("VACUUM ANALYZE")
