@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -34,6 +35,19 @@ def load_handler(function_dir: Path, *, attr: str = "lambda_handler") -> Handler
     if not app_py.is_file():
         raise FileNotFoundError(f"no Lambda entry point at {app_py}")
     name = module_name_for(function_dir)
+    # Threads (the local HTTP server, concurrent tests) must never see a half-imported module.
+    with _import_lock:
+        module = _import(name, app_py)
+    handler = getattr(module, attr, None)
+    if not callable(handler):
+        raise AttributeError(f"{app_py} has no callable {attr!r}")
+    return handler  # type: ignore[no-any-return]
+
+
+_import_lock = threading.Lock()
+
+
+def _import(name: str, app_py: Path) -> Any:
     module = sys.modules.get(name)
     if module is None:
         spec = importlib.util.spec_from_file_location(name, app_py)
@@ -47,10 +61,7 @@ def load_handler(function_dir: Path, *, attr: str = "lambda_handler") -> Handler
         except BaseException:
             del sys.modules[name]
             raise
-    handler = getattr(module, attr, None)
-    if not callable(handler):
-        raise AttributeError(f"{app_py} has no callable {attr!r}")
-    return handler  # type: ignore[no-any-return]
+    return module
 
 
 @dataclass

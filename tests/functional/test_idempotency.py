@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+import pytest
+
 from mintq import db, queue, settings
-from tests.support.events import http_event, invoke
+from tests.support.events import concurrently, http_event, invoke
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
@@ -38,32 +39,14 @@ def test_the_same_key_with_another_body_is_a_409(database_url: str, conn: Any) -
     assert rows(conn) == 1
 
 
-def test_concurrent_retries_with_one_key_queue_one_request(database_url: str, conn: Any) -> None:
-    results: list[tuple[int, dict[str, Any]]] = []
-    lock = threading.Lock()
-
-    def call() -> None:
-        # Each thread is its own "execution environment": its own connection.
-        outcome = _mint_with_own_connection(database_url, ALICE, "burst")
-        with lock:
-            results.append(outcome)
-
-    threads = [threading.Thread(target=call) for _ in range(10)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert {status for status, _ in results} == {202}
+def test_concurrent_retries_with_one_key_queue_one_request(
+    database_url: str, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    results = concurrently(database_url, monkeypatch, [lambda: mint(ALICE, "burst") for _ in range(10)])
+    assert len(results) == 10
+    assert [status for status, _ in results] == [202] * 10, results
     assert len({body["queueId"] for _, body in results}) == 1
     assert rows(conn) == 1
-
-
-def _mint_with_own_connection(url: str, payer: str, key: str) -> tuple[int, dict[str, Any]]:
-    from mintq import db, queue
-
-    with db.connect(url) as own:
-        queued = queue.enqueue(own, payer=payer, payment_type="free", idempotency_key=key)
-    return 202, {"queueId": queued.queue_id}
 
 
 def test_a_refused_request_does_not_burn_its_key(database_url: str, set_setting: Any) -> None:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +33,8 @@ from x402.schemas.v1 import PaymentPayloadV1
 from devstack import anvil, contracts
 from devstack.facilitator import Facilitator, install_multicall3, register_local_v1_network
 from mintq import batcher, chain, config, db, payments, settlement, signer, x402
-from tests.support.chain import AMOUNT, MINTER_KEY, ChainEnv, run_threads
-from tests.support.events import http_event, invoke
+from tests.support.chain import AMOUNT, MINTER_KEY, ChainEnv
+from tests.support.events import concurrently, http_event, invoke
 
 PRICE = 10_000  # 0.01 USDC
 FACILITATOR_KEY = anvil.dev_private_key(7)  # the settlement wallet: never the minter (key 1)
@@ -268,32 +267,12 @@ def test_a_v1_payment_mints_exactly_once(stack: Stack, conn: Any) -> None:
     _assert_paid_once(stack, conn, account, body)
 
 
-def _concurrently(stack: Stack, monkeypatch: pytest.MonkeyPatch, calls: list[Callable[[], Any]]) -> list[Any]:
-    """Run ``calls`` at once, each thread with its own connection as each Lambda has."""
-    local = threading.local()
-    opened: list[Any] = []
-
-    def per_thread() -> Any:
-        if getattr(local, "conn", None) is None:
-            local.conn = db.connect(stack.database_url)
-            opened.append(local.conn)
-        return local.conn
-
-    with monkeypatch.context() as patch:
-        patch.setattr(db, "shared_connection", per_thread)
-        try:
-            return run_threads(calls)
-        finally:
-            for c in opened:
-                c.close()
-
-
 def test_the_same_payment_replayed_10_times_concurrently_settles_and_mints_once(
     stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     account = stack.payer()
     headers = v2_header(pay_v2(account, stack))
-    answers = _concurrently(stack, monkeypatch, [lambda: post_mint(headers) for _ in range(10)])
+    answers = concurrently(stack.database_url, monkeypatch, [lambda: post_mint(headers) for _ in range(10)])
     assert [a[0] for a in answers] == [202] * 10, [a[1] for a in answers]
     assert len({a[1]["queueId"] for a in answers}) == 1
     assert stack.facilitator.broadcasts == 1
@@ -314,7 +293,7 @@ def test_eight_payers_paying_at_once_each_settle_and_mint_once_on_one_facilitato
     """Concurrent Lambdas, different payments, one settlement wallet: no nonce collides."""
     accounts = [stack.payer() for _ in range(8)]
     headers = [v2_header(pay_v2(a, stack)) for a in accounts]
-    answers = _concurrently(stack, monkeypatch, [lambda h=h: post_mint(h) for h in headers])
+    answers = concurrently(stack.database_url, monkeypatch, [lambda h=h: post_mint(h) for h in headers])
     assert [a[0] for a in answers] == [202] * 8, [a[1] for a in answers]
     assert [a[1]["payer"] for a in answers] == [a.address for a in accounts]
     assert stack.facilitator.broadcasts == 8

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from devstack.lambdas import FakeContext, load_handler
 
@@ -59,3 +63,29 @@ def invoke(function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any], d
     result = handler(event, FakeContext(function_name=function))
     body = json.loads(result["body"]) if result.get("body") else {}
     return result["statusCode"], body, result.get("headers") or {}
+
+
+def concurrently(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, calls: list[Callable[[], Any]]
+) -> list[Any]:
+    """Run ``calls`` at once, each thread with its own database connection as each Lambda
+    execution environment has its own ``db.shared_connection()``; the answers in call order."""
+    from mintq import db
+    from tests.support.chain import run_threads
+
+    local = threading.local()
+    opened: list[Any] = []
+
+    def per_thread() -> Any:
+        if getattr(local, "conn", None) is None:
+            local.conn = db.connect(database_url)
+            opened.append(local.conn)
+        return local.conn
+
+    with monkeypatch.context() as patch:
+        patch.setattr(db, "shared_connection", per_thread)
+        try:
+            return run_threads(calls)
+        finally:
+            for c in opened:
+                c.close()

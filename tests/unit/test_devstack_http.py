@@ -318,3 +318,18 @@ def test_bad_route_templates_are_rejected() -> None:
         serve([Route("GET", "/{p+}/x", echo)], port=0)
     with pytest.raises(ValueError, match="duplicate"):
         serve([Route("GET", "/x", echo), Route("get", "/x", bare)], port=0)
+
+
+def test_threads_loading_one_function_at_once_all_get_its_handler(tmp_path: Any) -> None:
+    from devstack.lambdas import load_handler
+
+    fn = tmp_path / f"slow_{uuid.uuid4().hex[:8]}"
+    fn.mkdir()
+    # A slow module body widens the window in which a half-imported module could be seen.
+    (fn / "app.py").write_text(
+        "import time\ntime.sleep(0.3)\n\ndef lambda_handler(event, context):\n    return event\n"
+    )
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        handlers = list(pool.map(lambda _: load_handler(fn), range(8)))
+    assert len({id(h) for h in handlers}) == 1
+    assert handlers[0]({"ok": 1}, None) == {"ok": 1}
