@@ -459,14 +459,17 @@ def test_a_cut_database_connection_mid_batch_stops_the_worker_and_a_new_one_fini
     token = chain_env.deploy()
     enqueue_all(conn, fresh_addresses(5))
     with TcpProxy(*tcp_endpoint(database_url)) as proxy:
+        cuts: list[str] = []
 
         def cut(at: str) -> None:
             if at == point:
+                cuts.append(at)
                 assert proxy.drop_all() >= 2
 
         doomed = chain_env.worker(via(database_url, proxy), token, fault=cut)
         with pytest.raises(errors.DatabaseError):
             doomed.run(time.monotonic() + 20)
+        assert cuts == [point], "the worker must have died of the cut, not of something earlier"
         assert doomed.conn.broken
     restart_and_drain(chain_env, database_url, token)
     assert assert_exactly_once(chain_env, conn, token) == 5
@@ -588,6 +591,7 @@ def test_a_frozen_worker_that_wakes_after_another_took_over_sends_nothing_that_c
     assert [r["ok"] for r in terminated] == [True]
     enqueue_all(conn, fresh_addresses(3))  # the next batch at that nonce holds other items too
     restart_and_drain(chain_env, database_url, token)
+    assert frozen.proc.poll() is None, "the takeover must finish while the frozen worker still sleeps"
     # It woke, and its next database call found the session gone: it stopped there.
     assert frozen.wait(timeout=40) == 1
     assert "DatabaseError: AdminShutdown" in frozen.stderr(), frozen.stderr()[-2000:]

@@ -71,6 +71,13 @@ def _event(url: str, request_type: str, physical_id: str | None = None) -> dict[
     return event
 
 
+def _only_response(received: list[dict[str, Any]]) -> dict[str, Any]:
+    """CloudFormation must get exactly one answer per request."""
+    assert len(received) == 1, received
+    body: dict[str, Any] = received[0]["body"]
+    return body
+
+
 def test_create_migrates_and_reports_success(
     module: ModuleType, response_url: tuple[str, list[dict[str, Any]]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -100,7 +107,7 @@ def test_update_keeps_the_physical_id_and_reports_failures(
     module.lambda_handler(
         _event(url, "Update", "phys-1"), FakeContext(function_name="migrate", timeout_s=120)
     )
-    body = received[0]["body"]
+    body = _only_response(received)
     assert body["Status"] == "FAILED"
     assert body["PhysicalResourceId"] == "phys-1"
     assert "relation already exists" in body["Reason"]
@@ -118,7 +125,7 @@ def test_delete_does_nothing(
     module.lambda_handler(
         _event(url, "Delete", "phys-1"), FakeContext(function_name="migrate", timeout_s=120)
     )
-    body = received[0]["body"]
+    body = _only_response(received)
     assert (body["Status"], body["PhysicalResourceId"]) == ("SUCCESS", "phys-1")
 
 
@@ -140,7 +147,7 @@ def test_a_hung_migration_still_gets_an_answer_before_the_timeout(
     finally:
         release.set()
     assert time.monotonic() - started < 5
-    body = received[0]["body"]
+    body = _only_response(received)
     assert body["Status"] == "FAILED"
     assert "TimeoutError" in body["Reason"]
 
@@ -155,6 +162,6 @@ def test_missing_configuration_is_reported_not_hung(
     monkeypatch.delenv("MINTQ_DATABASE_SECRET_ARN", raising=False)
     config.reset()
     module.lambda_handler(_event(url, "Create"), FakeContext(function_name="migrate", timeout_s=120))
-    body = received[0]["body"]
+    body = _only_response(received)
     assert body["Status"] == "FAILED"
     assert "ConfigurationError" in body["Reason"]
