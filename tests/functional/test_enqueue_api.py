@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import sys
 import uuid
 from typing import Any
 
@@ -72,6 +73,7 @@ def test_lowercase_and_uppercase_addresses_are_accepted_and_checksummed(database
         ({"payer": ALICE + "00"}, None, 400, "invalid_address"),
         ({"payer": ALICE[:-1] + "c"}, None, 400, "invalid_address"),  # checksum broken by one letter
         ({"payer": "0x" + "0" * 40}, None, 400, "invalid_address"),
+        ({"payer": ALICE.lower() + "\n"}, None, 400, "invalid_address"),  # `$` would let it through
         ({"payer": "x" * 5000}, None, 413, "payload_too_large"),
     ],
 )
@@ -84,6 +86,16 @@ def test_bad_input_gets_a_4xx_in_the_one_error_shape_and_stores_nothing(
     assert set(payload["error"]) == {"code", "message"}
     assert payload["error"]["message"]
     assert conn.execute("SELECT count(*) AS n FROM mint_queue").fetchone()["n"] == 0
+
+
+def test_a_body_nested_deeper_than_the_parser_recurses_is_400_not_500(database_url: str) -> None:
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(1000)  # Lambda's default; some test libraries raise it
+    try:
+        status, payload = mint(None, raw="[" * 2000 + "]" * 2000)  # still under the size limit
+    finally:
+        sys.setrecursionlimit(limit)
+    assert (status, payload["error"]["code"]) == (400, "malformed_json"), payload
 
 
 def test_a_payer_over_the_pending_cap_gets_429_and_others_are_unaffected(

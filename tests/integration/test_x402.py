@@ -216,6 +216,11 @@ def test_no_payment_gets_a_402_challenge_in_v2_header_and_v1_body(stack: Stack, 
     assert (v1["network"], v1["maxAmountRequired"], v1["payTo"]) == ("anvil", str(PRICE), stack.pay_to)
     assert v1["extra"] == {"name": "USDC", "version": "2"}
     assert rows(conn, "mint_queue") == [] and rows(conn, "payments") == []
+    # The payer comes from the payment, so a request without any body is challenged the same way.
+    no_body = http_event("POST", "/mint")
+    assert no_body["body"] is None
+    status, body, headers = invoke("enqueue", no_body)
+    assert (status, body["error"]) == (402, "payment_required") and "PAYMENT-REQUIRED" in headers
 
 
 # --- paying ------------------------------------------------------------------------------------
@@ -335,6 +340,8 @@ def test_malformed_headers_and_unknown_versions_or_schemes_are_refused(stack: St
     account = stack.payer()
     _assert_refused(stack, conn, {"PAYMENT-SIGNATURE": "not base64 at all!"}, x402.INVALID_PAYLOAD)
     _assert_refused(stack, conn, {"X-PAYMENT": base64.b64encode(b"[1,2]").decode()}, x402.INVALID_PAYLOAD)
+    deep = base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()  # deeper than the parser recurses
+    _assert_refused(stack, conn, {"PAYMENT-SIGNATURE": deep}, x402.INVALID_PAYLOAD)
     _assert_refused(stack, conn, v2_header(_tampered(account, stack, x402Version=3)), x402.INVALID_VERSION)
     _assert_refused(
         stack, conn, v2_header(_tampered(account, stack, accepted__scheme="upto")), "unsupported_scheme"
@@ -436,6 +443,13 @@ def test_expired_and_not_yet_valid_authorizations_are_refused(stack: Stack, conn
         conn,
         v2_header(_tampered(account, stack, payload__authorization__validAfter=future)),
         x402.VALID_AFTER,
+    )
+    # Signed, but valid until after any time the payments table can hold: refused, never a 5xx.
+    _assert_refused(
+        stack,
+        conn,
+        v2_header(_tampered(account, stack, payload__authorization__validBefore=str(2**64))),
+        x402.VALID_BEFORE,
     )
 
 

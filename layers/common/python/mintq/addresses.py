@@ -30,7 +30,7 @@ def parse(value: object, *, field: str = "address") -> str:
     a mixed-case address must match its EIP-55 checksum, since a mismatch usually
     means a typo that would mint to the wrong account.
     """
-    if not isinstance(value, str) or not _HEX40.match(value):
+    if not isinstance(value, str) or not _HEX40.fullmatch(value):  # fullmatch: `$` allows a final "\n"
         raise errors.InvalidAddress(f"{field} must be 0x followed by 40 hexadecimal digits")
     body = value[2:]
     checksummed = to_checksum(value)

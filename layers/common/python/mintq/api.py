@@ -77,12 +77,12 @@ enqueue_router = Router()  # type: ignore[no-untyped-call]
 
 
 @enqueue_router.post("/mint")  # type: ignore[untyped-decorator]
-def post_mint(request: MintRequest) -> Response[str]:
+def post_mint(request: MintRequest | None = None) -> Response[str]:
     headers = enqueue_router.current_event.headers
     accepted = payments.accept_mint(
         db.shared_connection(),
         config.load(),
-        body_payer=request.payer,
+        body_payer=request.payer if request is not None else None,
         headers=headers,
         idempotency_key=headers.get("idempotency-key"),
         resource_url=_resource_url(),
@@ -156,6 +156,12 @@ def _refuse_body(event: Mapping[str, Any]) -> Response[str] | None:
         )
     if len(raw) > limit:
         return error_response(413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes")
+    try:  # small by now; Powertools parses it again, but cannot tell "too deep" from a crash
+        json.loads(raw)
+    except RecursionError:
+        return error_response(400, errors.MalformedJson.code, "the request body is nested too deeply")
+    except ValueError:
+        pass  # not JSON: the validation layer answers malformed_json
     return None
 
 
@@ -179,8 +185,12 @@ def _mintq_error(exc: errors.MintqError) -> Response[str]:
         headers, extra = x402.refusal(exc)
         logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
         return payment_required_response(exc.code, exc.message, headers, extra)
-    retry = {"Retry-After": "5"} if exc.http_status == 503 else None
-    return error_response(exc.http_status, exc.code, exc.message, retry)
+    if exc.http_status >= 500:
+        # Our fault: the client gets the class's fixed text; the detail (hosts, SQL) stays in the log.
+        message = (type(exc).__doc__ or "internal error").strip()
+        retry = {"Retry-After": "5"} if exc.http_status == 503 else None
+        return error_response(exc.http_status, exc.code, message, retry)
+    return error_response(exc.http_status, exc.code, exc.message)
 
 
 def _unexpected(exc: Exception) -> Response[str]:
@@ -198,6 +208,5 @@ def create_app(*routers: Router) -> MintqResolver:
         lambda exc: error_response(415, "unsupported_media_type", "send the body as application/json")
     )
     app.exception_handler(NotFoundError)(lambda exc: error_response(404, "not_found", "no such route"))
-    app.not_found(lambda exc: error_response(404, "not_found", "no such route"))
     app.exception_handler(Exception)(_unexpected)
     return app

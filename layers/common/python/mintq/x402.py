@@ -61,6 +61,8 @@ VALID_BEFORE_MARGIN_SECONDS = 6
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
 _HEX_SIG = re.compile(r"^0x(?:[0-9a-fA-F]{2})+$")
 _UINT = re.compile(r"^[0-9]{1,78}$")
+#: payments.valid_before is a bigint; a later validBefore is refused rather than failing to store
+_MAX_UNIX_SECONDS = 2**63 - 1
 
 
 # --- the challenge ------------------------------------------------------------------
@@ -186,7 +188,7 @@ def decode(value: str, ch: Challenge) -> Payment:
         raise refuse(INVALID_PAYLOAD, "the payment header is too large")
     try:
         data = json.loads(base64.b64decode(value.strip(), validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+    except (binascii.Error, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise refuse(INVALID_PAYLOAD, "the payment header is not base64-encoded JSON") from exc
     if not isinstance(data, dict):
         raise refuse(INVALID_PAYLOAD, "the payment header must encode a JSON object")
@@ -241,6 +243,8 @@ def check_terms(payment: Payment, ch: Challenge, *, now: float | None = None) ->
     moment = int(now if now is not None else time.time())
     if int(auth.valid_before) < moment + VALID_BEFORE_MARGIN_SECONDS:
         raise refuse(VALID_BEFORE, "the authorization has expired", challenge=ch)
+    if int(auth.valid_before) > _MAX_UNIX_SECONDS:
+        raise refuse(VALID_BEFORE, "validBefore is past any representable time", challenge=ch)
     if int(auth.valid_after) > moment:
         raise refuse(VALID_AFTER, "the authorization is not valid yet", challenge=ch)
 
