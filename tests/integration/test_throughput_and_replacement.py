@@ -12,7 +12,7 @@ from eth_account import Account
 from devstack import anvil
 from mintq.settings import QueueSettings
 from tests.integration.test_batcher import assert_minted_exactly_once, statuses
-from tests.support.chain import ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
+from tests.support.chain import MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
 
 pytestmark = pytest.mark.chain
 
@@ -68,6 +68,23 @@ def test_replacement_stops_at_the_fee_ceiling(chain_env: ChainEnv, conn: Any, da
         wait=False,
     )
     assert conn.execute("SELECT count(*) AS n FROM batch_attempts").fetchone()["n"] == 1
+    # The node then forgets the transaction. Unable to replace it, the worker must still keep
+    # its one attempt alive by resending the same bytes, or the batch would wait forever.
+    chain_env.w3.provider.make_request("anvil_dropAllTransactions", [])  # type: ignore[arg-type]
+    assert chain_env.w3.eth.get_transaction_count(
+        MINTER, "pending"
+    ) == chain_env.w3.eth.get_transaction_count(MINTER, "latest")
+    worker._last_sent.clear()  # as after REBROADCAST_SECONDS
+    worker.reconcile(
+        QueueSettings(stuck_after_seconds=0.1, max_fee_per_gas_gwei=ceiling_gwei),
+        time.monotonic() + 5,
+        wait=False,
+    )
+    assert conn.execute("SELECT count(*) AS n FROM batch_attempts").fetchone()["n"] == 1
+    assert (
+        chain_env.w3.eth.get_transaction_count(MINTER, "pending")
+        == chain_env.w3.eth.get_transaction_count(MINTER, "latest") + 1
+    ), "the stuck attempt is back in the node's pool"
     chain_env.mine()
     chain_env.automine(True)
     drain(worker)

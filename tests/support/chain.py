@@ -88,7 +88,9 @@ class ChainEnv:
         fault: batcher.FaultHook | None = None,
         key: str = MINTER_KEY,
     ) -> batcher.Batcher:
-        kwargs: dict[str, Any] = {"poll_seconds": 0.05, "min_cycle_seconds": 0.5}
+        # No drop grace: anvil answers nonces and receipts from one state (a test of the grace
+        # itself builds its worker with one).
+        kwargs: dict[str, Any] = {"poll_seconds": 0.05, "min_cycle_seconds": 0.5, "drop_grace_seconds": 0.0}
         if fault is not None:
             kwargs["fault"] = fault
         return batcher.Batcher(

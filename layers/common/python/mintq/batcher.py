@@ -57,6 +57,10 @@ class BatchBlocked(errors.ChainError):
 DEFAULT_GAS_PER_MINT = 26_000
 #: A node that accepted a transaction may still lose it; resend the same bytes this often.
 REBROADCAST_SECONDS = 10.0
+#: How long a batch's nonce must look used, with no receipt for any of its attempts, before the
+#: batch counts as dropped. A load-balanced RPC can report the nonce from a node that is ahead
+#: of the one answering for receipts; dropping at once would re-mint a batch that was mined.
+DROP_GRACE_SECONDS = 30.0
 
 
 @dataclass
@@ -107,6 +111,7 @@ class Batcher:
         sleep: Callable[[float], None] = time.sleep,
         fault: FaultHook = _no_fault,
         housekeeping: Sequence[Housekeeping] = (),
+        drop_grace_seconds: float = DROP_GRACE_SECONDS,
     ) -> None:
         self.conn = conn
         self.chain = chain
@@ -123,6 +128,9 @@ class Batcher:
         self.housekeeping = tuple(housekeeping)
         self.summary = RunSummary()
         self._last_sent: dict[str, float] = {}
+        self.drop_grace_seconds = drop_grace_seconds
+        #: when each batch's nonce was first seen used without a receipt (see DROP_GRACE_SECONDS)
+        self._nonce_passed: dict[uuid.UUID, float] = {}
         self._faulted = False
         self._drain = False
 
@@ -625,6 +633,10 @@ class Batcher:
                 if receipt is not None:
                     self.finalize(batch, receipt, settings)
                     continue
+                first_seen = self._nonce_passed.setdefault(batch["id"], self.clock())
+                if self.clock() - first_seen < self.drop_grace_seconds:
+                    still.append(batch)  # its receipt may still be on its way: look again later
+                    continue
                 self._drop(batch)
                 continue
             if base_fee is None:
@@ -657,7 +669,10 @@ class Batcher:
         ):
             # Not mined in time, never accepted, or priced out by a rising base fee (it would
             # wait for the base fee to fall): the same batch, nonce and calldata, higher fees.
-            return self.replace(batch, settings)
+            replaced = self.replace(batch, settings)
+            if replaced is not batch:
+                return replaced
+            # At the fee ceiling: no replacement, but keep the latest attempt in the node's pool.
         last_sent = self._last_sent.get(latest["tx_hash"])
         if (
             batch["status"] == "signed"
