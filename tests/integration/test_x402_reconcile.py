@@ -384,3 +384,38 @@ def test_a_settlement_mined_while_the_reconciler_looks_just_before_expiry_is_not
     reconcile(conn)
     assert the_payment(conn)["status"] == "settled"
     assert len(rows(conn, "mint_queue")) == 1
+
+
+def test_a_payment_the_chain_cannot_answer_for_does_not_hold_up_the_others(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stuck, fine = stack.payer(), stack.payer()
+    real_settle = stack.facilitator.settle
+
+    def broadcast_then_crash(body: dict[str, Any]) -> dict[str, Any]:
+        real_settle(body)  # the transfer is mined; the answer is lost
+        raise RuntimeError("simulated: the facilitator crashed after broadcasting")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(stack.facilitator, "settle", broadcast_then_crash)
+        for account in (stuck, fine):
+            status, body, _ = post_mint(v2_header(pay_v2(account, stack)))
+            assert status == 202 and body["paymentStatus"] == "settlement_pending", body
+    by_payer = {p["payer_address"]: p for p in rows(conn, "payments")}
+    reconcile = reconciler(stack)
+    real_check = reconcile.check
+
+    def check(row: dict[str, Any]) -> Any:
+        if row["id"] == by_payer[stuck.address]["id"]:
+            raise ValueError("simulated: the provider refuses this log range")
+        return real_check(row)
+
+    monkeypatch.setattr(reconcile, "check", check)
+    reconcile(conn)  # no exception: the bad one is looked at again later, the other is settled
+    after = {p["payer_address"]: p for p in rows(conn, "payments")}
+    assert after[fine.address]["status"] == "settled"
+    assert after[stuck.address]["status"] == "settlement_pending"
+    assert after[stuck.address]["checked_at"] is not None
+    monkeypatch.setattr(reconcile, "check", real_check)
+    reconcile(conn)
+    assert {p["status"] for p in rows(conn, "payments")} == {"settled"}

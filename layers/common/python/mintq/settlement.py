@@ -69,7 +69,13 @@ class Reconciler:
             try:
                 outcome = self.check(row)
             except Exception as exc:  # web3/requests raise many kinds; any of them means "ask again later"
-                raise errors.ChainUnavailable(f"reconciling payment {row['id']}: {exc}") from exc
+                # One payment the chain cannot answer for must not hold up the others (or minting):
+                # it goes to the back of the line and the pass goes on.
+                logger.error(
+                    "payment not reconciled this time",
+                    extra={"action": "payment_check_failed", "payment_id": str(row["id"]), "error": str(exc)},
+                )
+                outcome = None
             self.apply(conn, row, outcome)
 
     def apply(self, conn: Conn, row: dict[str, Any], outcome: Outcome | None) -> None:
