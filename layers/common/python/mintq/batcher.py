@@ -469,8 +469,7 @@ class Batcher:
     # --- broadcast and receipts ---------------------------------------------
 
     def _inflight(self, batch_id: uuid.UUID | None = None) -> list[db.Row]:
-        rows = db.all(self.conn, "inflight_batches", self._keys())
-        return [r for r in rows if batch_id is None or r["id"] == batch_id]
+        return db.all(self.conn, "inflight_batches", {**self._keys(), "batch_id": batch_id})
 
     def broadcast(self, batch_id: uuid.UUID) -> list[db.Row]:
         """Send a recorded batch; returns its row(s) as they stood when sent."""

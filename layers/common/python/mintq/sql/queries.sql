@@ -143,7 +143,8 @@ UPDATE batch_mints
  WHERE id = %(id)s AND status = 'signed';
 
 -- name: inflight_batches
--- This signer's unfinished batches, oldest nonce first, with every attempt (newest last).
+-- This signer's unfinished batches (or just %(batch_id)s), oldest nonce first, with every
+-- attempt (newest last).
 SELECT b.id, b.nonce, b.status, b.batch_tx_hash, b.mint_count, b.created_at, b.sent_at,
        b.gas_limit, b.max_fee_per_gas, b.max_priority_fee_per_gas, b.amount_per_mint,
        coalesce(jsonb_agg(jsonb_build_object(
@@ -157,6 +158,7 @@ SELECT b.id, b.nonce, b.status, b.batch_tx_hash, b.mint_count, b.created_at, b.s
   LEFT JOIN batch_attempts a ON a.batch_id = b.id
  WHERE b.chain_id = %(chain_id)s AND b.signer_address = %(signer)s
    AND b.status IN ('signed', 'pending')
+   AND (%(batch_id)s::uuid IS NULL OR b.id = %(batch_id)s)
  GROUP BY b.id
  ORDER BY b.nonce;
 
