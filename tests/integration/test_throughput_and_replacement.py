@@ -12,7 +12,7 @@ from eth_account import Account
 from devstack import anvil
 from mintq.settings import QueueSettings
 from tests.integration.test_batcher import assert_minted_exactly_once, statuses
-from tests.support.chain import MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
+from tests.support.chain import AMOUNT, MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
 
 pytestmark = pytest.mark.chain
 
@@ -149,6 +149,50 @@ def test_a_signer_pool_sends_in_parallel_without_sharing_a_nonce_or_an_item(
     ).fetchall()
     assert len(per_signer) == 3 and all(r["n"] == r["d"] for r in per_signer)
     assert assert_minted_exactly_once(chain_env, conn, token) == 60
+
+
+def test_a_signer_leaves_the_supply_another_signers_batch_in_flight_will_take(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy(max_mints=5)
+    other = anvil.dev_private_key(2)
+    chain_env.admin(
+        token,
+        "grantRole",
+        chain_env.token(token).functions.MINTER_ROLE().call(),
+        Account.from_key(other).address,
+    )
+    enqueue_all(conn, fresh_addresses(4))
+    first = chain_env.worker(database_url, token)
+    second = chain_env.worker(database_url, token, key=other)
+    chain_env.automine(False)
+    try:
+        assert first.dispatch(QueueSettings(max_batch_size=4)) is not None  # 4 of 5 in flight
+        enqueue_all(conn, fresh_addresses(3))
+        assert second.dispatch(QueueSettings(max_batch_size=3)) is not None
+        sizes = [
+            r["mint_count"] for r in conn.execute("SELECT mint_count FROM batch_mints ORDER BY created_at")
+        ]
+        assert sizes == [4, 1], "the second signer may take only the one mint left"
+        # The other two wait in line: the first batch may still fail and give its supply back.
+        assert (
+            conn.execute("SELECT count(*) AS n FROM mint_queue WHERE status = 'pending'").fetchone()["n"] == 2
+        )
+    finally:
+        chain_env.mine()
+        chain_env.automine(True)
+    deadline = time.monotonic() + 30
+    while conn.execute(
+        "SELECT count(*) AS n FROM mint_queue WHERE status IN ('pending', 'processing')"
+    ).fetchone()["n"]:
+        assert time.monotonic() < deadline, "the two signers did not finish"
+        for worker in (first, second):
+            worker.cycle(deadline)
+    assert chain_env.total_supply(token) == 5 * AMOUNT
+    assert {
+        r["status"]: r["n"]
+        for r in conn.execute("SELECT status::text, count(*) AS n FROM mint_queue GROUP BY 1")
+    } == {"completed": 5, "failed": 2}
 
 
 def test_an_underfunded_signer_is_an_operational_fault_and_recovers_once_funded(

@@ -259,7 +259,6 @@ class Batcher:
                 dispatched = self.dispatch(
                     settings,
                     nonce=max(b["nonce"] for b in inflight) + 1 if inflight else None,
-                    inflight_mints=sum(b["mint_count"] for b in inflight),
                 )
                 if dispatched is None:
                     break
@@ -342,9 +341,7 @@ class Batcher:
             raise BatchBlocked(f"the non-reverting recipients still revert together: {exc.reason}") from exc
         return good, gas, rejected
 
-    def dispatch(
-        self, settings: QueueSettings, *, nonce: int | None = None, inflight_mints: int = 0
-    ) -> uuid.UUID | None:
+    def dispatch(self, settings: QueueSettings, *, nonce: int | None = None) -> uuid.UUID | None:
         """Claim, simulate, sign and record one batch in one transaction; broadcast comes after.
 
         ``nonce`` is the next one after batches already in flight (pipelining); without it the
@@ -364,7 +361,11 @@ class Batcher:
             self.fault("after_claim")
             items = [Claimed(r["id"], r["payer_address"]) for r in rows]
             if supply.remaining_mints is not None:
-                # Batches still in flight will take their share of the supply first.
+                # Batches still in flight, this signer's or another's, take their share first.
+                row = db.one(
+                    self.conn, "inflight_mints", {"chain_id": self.chain_id, "token": self.chain.token}
+                )
+                inflight_mints = int(row["n"]) if row else 0
                 remaining = max(supply.remaining_mints - inflight_mints, 0)
                 if len(items) > remaining:
                     overflow, items = items[remaining:], items[:remaining]

@@ -162,6 +162,11 @@ SELECT b.id, b.nonce, b.status, b.batch_tx_hash, b.mint_count, b.created_at, b.s
  GROUP BY b.id
  ORDER BY b.nonce;
 
+-- name: inflight_mints
+-- Mints of every signer's unfinished batches of a token: supply they will take when mined.
+SELECT coalesce(sum(mint_count), 0) AS n FROM batch_mints
+ WHERE chain_id = %(chain_id)s AND token_address = %(token)s AND status IN ('signed', 'pending');
+
 -- name: highest_used_nonce
 -- The highest nonce this signer's batches consumed on chain (confirmed or reverted).
 SELECT max(nonce) AS nonce FROM batch_mints
