@@ -122,6 +122,10 @@ def _classify_send_error(message: str) -> SendOutcome | None:
     return None
 
 
+def _revert_text(exc: ContractLogicError) -> str:
+    return decode_revert(exc.data) if exc.data else str(exc)
+
+
 @contextlib.contextmanager
 def _rpc(action: str) -> Iterator[None]:
     try:
@@ -166,7 +170,7 @@ class Chain:
                 raw = self.w3.eth.call({"to": self.token, "data": _VIEWS[name]})
         except errors.ChainUnavailable:
             raise
-        except (errors.ChainError, ContractLogicError):
+        except errors.ChainError:
             return None
         if len(raw) != 32:
             return None
@@ -198,17 +202,13 @@ class Chain:
         try:
             with _rpc("eth_estimateGas"):
                 return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
-        except errors.ChainError as exc:
+        except errors.ChainError as exc:  # _rpc wraps every web3 error, reverts included
             cause = exc.__cause__
             if isinstance(cause, ContractLogicError):
-                raise errors.SimulatedRevert(
-                    decode_revert(cause.data) if cause.data else str(cause)
-                ) from cause
+                raise errors.SimulatedRevert(_revert_text(cause)) from cause
             if isinstance(cause, Web3RPCError) and "revert" in str(cause).lower():
                 raise errors.SimulatedRevert(str(cause)) from cause
             raise
-        except ContractLogicError as exc:
-            raise errors.SimulatedRevert(decode_revert(exc.data) if exc.data else str(exc)) from exc
 
     def send_raw(self, raw: bytes) -> SendOutcome:
         """Broadcast signed bytes. Resending the same bytes is always safe."""
@@ -247,11 +247,8 @@ class Chain:
         try:
             with _rpc("eth_call"):
                 self.w3.eth.call(tx, block_identifier=block_number)  # type: ignore[arg-type]
-        except ContractLogicError as exc:
-            return decode_revert(exc.data) if exc.data else str(exc)
         except errors.ChainError as exc:
             cause = exc.__cause__
             if isinstance(cause, ContractLogicError):
-                return decode_revert(cause.data) if cause.data else str(cause)
-            return "reverted on chain"
+                return _revert_text(cause)
         return "reverted on chain"
