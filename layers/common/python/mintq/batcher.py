@@ -716,22 +716,21 @@ class Batcher:
             )
             return batch
         original = TypedTransaction.from_bytes(HexBytes(bytes.fromhex(latest["raw_tx"]))).as_dict()
+        # max_fee >= 2 * base_fee + tip, so the tip always fits under it.
         signed = self._sign(
-            int(original["nonce"]), bytes(original["data"]), int(original["gas"]), max_fee, min(tip, max_fee)
+            int(original["nonce"]), bytes(original["data"]), int(original["gas"]), max_fee, tip
         )
-        attempt = int(latest["attempt"]) + 1
+        attempt = {
+            "tx_hash": signed.tx_hash,
+            "attempt": int(latest["attempt"]) + 1,
+            "max_fee_per_gas": max_fee,
+            "max_priority_fee_per_gas": tip,
+        }
         with db.transaction(self.conn):
             db.execute(
                 self.conn,
                 "record_replacement",
-                {
-                    "tx_hash": signed.tx_hash,
-                    "batch_id": batch["id"],
-                    "attempt": attempt,
-                    "raw_tx": signed.raw.hex(),
-                    "max_fee_per_gas": max_fee,
-                    "max_priority_fee_per_gas": min(tip, max_fee),
-                },
+                {**attempt, "batch_id": batch["id"], "raw_tx": signed.raw.hex()},
             )
         self.summary.batches_replaced += 1
         metrics.count("BatchReplaced", 1)
@@ -741,21 +740,18 @@ class Batcher:
                 "action": "batch_replaced",
                 "batch_id": str(batch["id"]),
                 "nonce": batch["nonce"],
-                "attempt": attempt,
-                "tx_hash": signed.tx_hash,
-                "max_fee_per_gas": max_fee,
-                "max_priority_fee_per_gas": min(tip, max_fee),
+                **attempt,
             },
         )
         replaced = dict(batch)
+        # The shape inflight_batches gives an attempt (fees as text), so the next look treats it alike.
         replaced["attempts"] = [
             *batch["attempts"],
             {
-                "tx_hash": signed.tx_hash,
+                **attempt,
                 "raw_tx": signed.raw.hex(),
-                "attempt": attempt,
                 "max_fee_per_gas": str(max_fee),
-                "max_priority_fee_per_gas": str(min(tip, max_fee)),
+                "max_priority_fee_per_gas": str(tip),
                 "age_seconds": 0.0,
             },
         ]
