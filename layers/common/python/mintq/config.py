@@ -133,7 +133,7 @@ def cdp_api_keys() -> tuple[str, str] | None:
     if cfg is None or cfg.cdp_secret_arn is None:
         return None
     secret = _secret(cfg.cdp_secret_arn, json_object=True)
-    if not isinstance(secret, dict) or not secret.get("apiKeyId") or not secret.get("apiKeySecret"):
+    if not secret.get("apiKeyId") or not secret.get("apiKeySecret"):
         raise errors.ConfigurationError("the CDP secret must be a JSON object with apiKeyId and apiKeySecret")
     return str(secret["apiKeyId"]), str(secret["apiKeySecret"])
 
@@ -141,12 +141,9 @@ def cdp_api_keys() -> tuple[str, str] | None:
 @functools.cache
 def database_url() -> str:
     """The PostgreSQL conninfo: ``MINTQ_DATABASE_URL`` or an RDS-style secret."""
-    url = _env("MINTQ_DATABASE_URL")
+    url, arn = _value_or_secret_arn("MINTQ_DATABASE_URL", "MINTQ_DATABASE_SECRET_ARN")
     if url:
         return url
-    arn = _env("MINTQ_DATABASE_SECRET_ARN")
-    if not arn:
-        raise errors.ConfigurationError("set MINTQ_DATABASE_URL or MINTQ_DATABASE_SECRET_ARN")
     secret = _secret(arn, json_object=True)
     missing = [k for k in ("username", "password", "host") if not secret.get(k)]
     if missing:
@@ -162,16 +159,24 @@ def database_url() -> str:
 @functools.cache
 def signer_private_key() -> str:
     """The minter's private key: ``MINTQ_SIGNER_PRIVATE_KEY`` or a Secrets Manager secret."""
-    key = _env("MINTQ_SIGNER_PRIVATE_KEY")
+    key, arn = _value_or_secret_arn("MINTQ_SIGNER_PRIVATE_KEY", "MINTQ_SIGNER_SECRET_ARN")
     if key:
         return key
-    arn = _env("MINTQ_SIGNER_SECRET_ARN")
-    if not arn:
-        raise errors.ConfigurationError("set MINTQ_SIGNER_PRIVATE_KEY or MINTQ_SIGNER_SECRET_ARN")
     value = _secret(arn)
     if isinstance(value, bytes):
         value = value.decode()
     return str(value).strip()
+
+
+def _value_or_secret_arn(value_var: str, arn_var: str) -> tuple[str | None, str]:
+    """The value set directly, or else the ARN of the secret that holds it (one is required)."""
+    value = _env(value_var)
+    if value:
+        return value, ""
+    arn = _env(arn_var)
+    if not arn:
+        raise errors.ConfigurationError(f"set {value_var} or {arn_var}")
+    return None, arn
 
 
 def _secret(arn: str, *, json_object: bool = False) -> Any:
