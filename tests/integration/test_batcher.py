@@ -11,31 +11,20 @@ import pytest
 
 from mintq import batcher, db, metrics
 from mintq.settings import QueueSettings
-from tests.support.chain import AMOUNT, MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
+from tests.support.chain import (
+    AMOUNT,
+    MINTER,
+    ChainEnv,
+    assert_exactly_once,
+    drain,
+    enqueue_all,
+    fresh_addresses,
+    run_threads,
+    statuses,
+    take_nonce,
+)
 
 pytestmark = pytest.mark.chain
-
-
-def statuses(conn: Any) -> dict[str, int]:
-    rows = conn.execute("SELECT status::text AS s, count(*) AS n FROM mint_queue GROUP BY 1").fetchall()
-    return {r["s"]: r["n"] for r in rows}
-
-
-def assert_minted_exactly_once(chain_env: ChainEnv, conn: Any, token: str) -> int:
-    """Every completed request minted once on chain, nothing left in flight."""
-    rows = conn.execute(
-        "SELECT payer_address, count(*) FILTER (WHERE status = 'completed') AS done,"
-        " count(*) FILTER (WHERE status IN ('pending', 'processing')) AS open FROM mint_queue GROUP BY 1"
-    ).fetchall()
-    total = 0
-    for row in rows:
-        assert row["open"] == 0
-        assert chain_env.balance(token, row["payer_address"]) == AMOUNT * row["done"]
-        total += row["done"]
-    assert chain_env.total_supply(token) == AMOUNT * total
-    history = conn.execute("SELECT count(*) AS n, count(DISTINCT queue_id) AS d FROM mint_history").fetchone()
-    assert history["n"] == history["d"] == total
-    return total
 
 
 def test_a_cycle_mints_every_pending_request_once_and_records_the_batch(
@@ -47,7 +36,7 @@ def test_a_cycle_mints_every_pending_request_once_and_records_the_batch(
     worker = chain_env.worker(database_url, token)
     worker.cycle(time.monotonic() + 30)
     assert statuses(conn) == {"completed": 20}
-    assert assert_minted_exactly_once(chain_env, conn, token) == 20
+    assert assert_exactly_once(chain_env, conn, token) == 20
     batch = conn.execute("SELECT * FROM batch_mints").fetchone()
     assert batch["status"] == "confirmed"
     assert batch["mint_count"] == 20
@@ -91,7 +80,7 @@ def test_five_concurrent_invocations_have_one_sender_and_no_nonce_errors(
     summaries = run_threads([lambda w=w: w.run(deadline) for w in workers])
     assert sum(s.locked for s in summaries) == 1
     assert all(s.faults == 0 for s in summaries)
-    assert assert_minted_exactly_once(chain_env, conn, token) == 30
+    assert assert_exactly_once(chain_env, conn, token) == 30
     nonces = [r["nonce"] for r in conn.execute("SELECT nonce FROM batch_mints ORDER BY nonce")]
     assert nonces == list(range(nonces[0], nonces[0] + 5))
     assert {r["status"] for r in conn.execute("SELECT status::text FROM batch_mints")} == {"confirmed"}
@@ -136,7 +125,7 @@ def test_a_poisoned_recipient_is_isolated_and_the_rest_mint(
     assert "PoisonedRecipient" in rows[ids[4]]["error_message"]
     assert [rows[i]["status"] for i in ids if i != ids[4]] == ["completed"] * 8
     assert chain_env.balance(token, payers[4]) == 0
-    assert assert_minted_exactly_once(chain_env, conn, token) == 8
+    assert assert_exactly_once(chain_env, conn, token) == 8
 
 
 def test_a_mined_revert_charges_a_retry_and_fails_after_the_last_attempt(
@@ -180,7 +169,7 @@ def test_a_paused_contract_is_an_operational_fault_that_charges_nobody(
     assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
     chain_env.admin(token, "unpause")
     drain(worker)
-    assert assert_minted_exactly_once(chain_env, conn, token) == 4
+    assert assert_exactly_once(chain_env, conn, token) == 4
 
 
 def test_an_unreachable_rpc_leaves_requests_pending_and_uncharged(
@@ -254,30 +243,13 @@ def test_a_receipt_that_has_not_arrived_is_not_a_failure(
 def test_a_batch_whose_nonce_was_taken_by_another_transaction_is_dropped_and_requeued(
     chain_env: ChainEnv, conn: Any, database_url: str
 ) -> None:
-    from eth_account import Account
-
-    from tests.support.chain import MINTER_KEY
-
     token = chain_env.deploy()
     ids = enqueue_all(conn, fresh_addresses(3))
     worker = chain_env.worker(database_url, token)
     batch_id = worker.dispatch(QueueSettings())
     assert batch_id is not None
     # Before our batch is broadcast, someone else with the key uses its nonce.
-    w3 = chain_env.w3
-    nonce = conn.execute("SELECT nonce FROM batch_mints").fetchone()["nonce"]
-    tx = Account.from_key(MINTER_KEY).sign_transaction(
-        {
-            "to": MINTER,
-            "value": 0,
-            "gas": 21_000,
-            "nonce": nonce,
-            "chainId": w3.eth.chain_id,
-            "maxFeePerGas": 10**10,
-            "maxPriorityFeePerGas": 10**9,
-        }
-    )
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))
+    take_nonce(chain_env, conn.execute("SELECT nonce FROM batch_mints").fetchone()["nonce"])
 
     def status() -> str:
         row = conn.execute(
@@ -300,7 +272,7 @@ def test_a_batch_whose_nonce_was_taken_by_another_transaction_is_dropped_and_req
     rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
     assert {(r["status"], r["retry_count"]) for r in rows} == {("pending", 0)}
     drain(worker)
-    assert assert_minted_exactly_once(chain_env, conn, token) == len(ids)
+    assert assert_exactly_once(chain_env, conn, token) == len(ids)
 
 
 class Crash(Exception):
@@ -325,7 +297,7 @@ def test_a_crash_at_any_step_then_a_restart_mints_everything_exactly_once(
             doomed.cycle(deadline)
     doomed.conn.close()  # the process is gone, and its locks and open transaction with it
     drain(chain_env.worker(database_url, token))
-    assert assert_minted_exactly_once(chain_env, conn, token) == 6
+    assert assert_exactly_once(chain_env, conn, token) == 6
     assert (
         conn.execute("SELECT count(*) AS n FROM batch_mints WHERE status = 'confirmed'").fetchone()["n"] >= 1
     )

@@ -11,8 +11,17 @@ from eth_account import Account
 
 from devstack import anvil
 from mintq.settings import QueueSettings
-from tests.integration.test_batcher import assert_minted_exactly_once, statuses
-from tests.support.chain import AMOUNT, MINTER, ChainEnv, drain, enqueue_all, fresh_addresses, run_threads
+from tests.support.chain import (
+    AMOUNT,
+    MINTER,
+    ChainEnv,
+    assert_exactly_once,
+    drain,
+    enqueue_all,
+    fresh_addresses,
+    run_threads,
+    statuses,
+)
 
 pytestmark = pytest.mark.chain
 
@@ -48,7 +57,7 @@ def test_a_stuck_transaction_is_replaced_at_the_same_nonce_and_mined_once(
     assert rows == {1: "replaced", 2: "replaced", 3: "mined"}
     batch = conn.execute("SELECT status::text, batch_tx_hash FROM batch_mints").fetchone()
     assert batch == {"status": "confirmed", "batch_tx_hash": attempts[-1]["tx_hash"]}
-    assert assert_minted_exactly_once(chain_env, conn, token) == 4
+    assert assert_exactly_once(chain_env, conn, token) == 4
 
 
 def test_replacement_stops_at_the_fee_ceiling(chain_env: ChainEnv, conn: Any, database_url: str) -> None:
@@ -88,7 +97,7 @@ def test_replacement_stops_at_the_fee_ceiling(chain_env: ChainEnv, conn: Any, da
     chain_env.mine()
     chain_env.automine(True)
     drain(worker)
-    assert assert_minted_exactly_once(chain_env, conn, token) == 2
+    assert assert_exactly_once(chain_env, conn, token) == 2
 
 
 def test_batches_are_sized_by_the_gas_target(
@@ -102,7 +111,7 @@ def test_batches_are_sized_by_the_gas_target(
     batches = conn.execute("SELECT mint_count, gas_used FROM batch_mints ORDER BY nonce").fetchall()
     assert all(b["gas_used"] <= 400_000 for b in batches)
     assert max(b["mint_count"] for b in batches) >= 12  # filled by gas (~25k each), not by a fixed count
-    assert assert_minted_exactly_once(chain_env, conn, token) == 40
+    assert assert_exactly_once(chain_env, conn, token) == 40
 
 
 def test_pipelining_keeps_several_batches_in_flight_at_consecutive_nonces(
@@ -125,7 +134,7 @@ def test_pipelining_keeps_several_batches_in_flight_at_consecutive_nonces(
     drain(worker)
     nonces = [r["nonce"] for r in conn.execute("SELECT nonce FROM batch_mints ORDER BY nonce")]
     assert nonces == list(range(nonces[0], nonces[0] + len(nonces)))
-    assert assert_minted_exactly_once(chain_env, conn, token) == 23
+    assert assert_exactly_once(chain_env, conn, token) == 23
 
 
 def test_a_signer_pool_sends_in_parallel_without_sharing_a_nonce_or_an_item(
@@ -148,7 +157,7 @@ def test_a_signer_pool_sends_in_parallel_without_sharing_a_nonce_or_an_item(
         "SELECT signer_address, count(*) AS n, count(DISTINCT nonce) AS d FROM batch_mints GROUP BY 1"
     ).fetchall()
     assert len(per_signer) == 3 and all(r["n"] == r["d"] for r in per_signer)
-    assert assert_minted_exactly_once(chain_env, conn, token) == 60
+    assert assert_exactly_once(chain_env, conn, token) == 60
 
 
 def test_a_signer_leaves_the_supply_another_signers_batch_in_flight_will_take(
@@ -213,4 +222,4 @@ def test_an_underfunded_signer_is_an_operational_fault_and_recovers_once_funded(
     chain_env.w3.provider.make_request("anvil_setBalance", [poor.address, hex(10**18)])
     drain(worker)
     assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 1
-    assert assert_minted_exactly_once(chain_env, conn, token) == 3
+    assert assert_exactly_once(chain_env, conn, token) == 3

@@ -139,3 +139,80 @@ def run_threads(targets: list[Callable[[], Any]]) -> list[Any]:
     for t in threads:
         t.join()
     return results
+
+
+# --- what every exactly-once test checks ----------------------------------------------
+
+
+def assert_exactly_once(chain_env: ChainEnv, conn: Any, token: str) -> int:
+    """The chain and the database agree that every completed request was minted once.
+
+    Returns how many requests completed.
+    """
+    rows = conn.execute(
+        "SELECT payer_address,"
+        " count(*) FILTER (WHERE status = 'completed') AS done,"
+        " count(*) FILTER (WHERE status IN ('pending', 'processing')) AS open"
+        " FROM mint_queue GROUP BY 1"
+    ).fetchall()
+    total = 0
+    for row in rows:
+        assert row["open"] == 0, f"{row['payer_address']} still has open requests"
+        assert chain_env.balance(token, row["payer_address"]) == AMOUNT * row["done"], row["payer_address"]
+        total += row["done"]
+    assert chain_env.total_supply(token) == AMOUNT * total
+    history = conn.execute(
+        "SELECT count(*) AS n, count(DISTINCT queue_id) AS d,"
+        " count(*) FILTER (WHERE q.status IS DISTINCT FROM 'completed') AS not_completed"
+        " FROM mint_history h LEFT JOIN mint_queue q ON q.id = h.queue_id"
+    ).fetchone()
+    assert history["n"] == history["d"] == total, "mint_history must hold one row per completed request"
+    assert history["not_completed"] == 0, "a request in mint_history is not completed (e.g. also failed)"
+    nonces = conn.execute(
+        "SELECT count(*) AS n, count(DISTINCT (chain_id, signer_address, nonce)) AS d FROM batch_mints"
+    ).fetchone()
+    assert nonces["n"] == nonces["d"], "two batches share a nonce"
+    assert (
+        conn.execute(
+            "SELECT count(*) AS n FROM batch_mints WHERE status IN ('signed', 'pending')"
+        ).fetchone()["n"]
+        == 0
+    ), "a batch is still in flight"
+    # Every confirmed batch's items are completed with its hash, and nothing else is.
+    confirmed = conn.execute(
+        "SELECT coalesce(sum(mint_count), 0) AS n FROM batch_mints WHERE status = 'confirmed'"
+    ).fetchone()["n"]
+    assert confirmed == total
+    mismatched = conn.execute(
+        "SELECT count(*) AS n FROM mint_queue q LEFT JOIN batch_mints b ON b.batch_tx_hash = q.mint_tx_hash"
+        " WHERE q.status = 'completed' AND (b.status IS DISTINCT FROM 'confirmed' OR b.id <> q.batch_id)"
+    ).fetchone()["n"]
+    assert mismatched == 0, "a completed request does not point at its confirmed batch"
+    return total
+
+
+def statuses(conn: Any) -> dict[str, int]:
+    rows = conn.execute("SELECT status::text AS s, count(*) AS n FROM mint_queue GROUP BY 1").fetchall()
+    return {r["s"]: r["n"] for r in rows}
+
+
+def batch_statuses(conn: Any) -> list[str]:
+    return [r["s"] for r in conn.execute("SELECT status::text AS s FROM batch_mints ORDER BY nonce")]
+
+
+def take_nonce(chain_env: ChainEnv, nonce: int) -> None:
+    """Someone else holding the minter's key uses ``nonce`` (a 0-value self-transfer)."""
+    w3 = chain_env.w3
+    tx = Account.from_key(MINTER_KEY).sign_transaction(
+        {
+            "to": MINTER,
+            "value": 0,
+            "gas": 21_000,
+            "nonce": nonce,
+            "chainId": w3.eth.chain_id,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+        }
+    )
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction), timeout=10)
+    assert receipt["status"] == 1
