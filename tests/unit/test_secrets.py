@@ -11,6 +11,7 @@ import pytest
 from moto import mock_aws
 
 from mintq import config, errors
+from tests.support.x402_env import x402_mode
 
 REGION = "us-east-1"
 KEY_A = "0x" + "11" * 32
@@ -102,7 +103,7 @@ def test_without_a_key_or_a_secret_the_worker_refuses_to_start(
 def test_cdp_api_keys_come_from_their_secret_and_must_be_complete(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _x402_env(monkeypatch)
+    x402_mode(monkeypatch)
     monkeypatch.setenv(
         "MINTQ_X402_CDP_SECRET_ARN", _secret(secrets, "mintq/cdp", {"apiKeyId": "id-1", "apiKeySecret": "s"})
     )
@@ -114,12 +115,3 @@ def test_cdp_api_keys_come_from_their_secret_and_must_be_complete(
     _reset_caches()
     with pytest.raises(errors.ConfigurationError, match="apiKeySecret"):
         config.cdp_api_keys()
-
-
-def _x402_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MINTQ_PAYMENT_MODE", "x402")
-    monkeypatch.setenv("MINTQ_X402_PRICE", "10000")
-    monkeypatch.setenv("MINTQ_X402_PAY_TO", "0x70997970C51812dc3A010C7d01b50e0d17dc79C8")
-    monkeypatch.setenv("MINTQ_X402_ASSET", "0x036CbD53842c5426634e7929541eC2318f3dCF7e")
-    monkeypatch.setenv("MINTQ_X402_NETWORK", "eip155:84532")
-    monkeypatch.delenv("MINTQ_X402_FACILITATOR_URL", raising=False)

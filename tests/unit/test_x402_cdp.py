@@ -25,26 +25,11 @@ from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 
 from mintq import config, errors, x402
+from tests.support.x402_env import NETWORK, x402_mode
 
 REGION = "us-east-1"
-NETWORK = "eip155:84532"
-USDC = "0x036CbD53842c5426634e7929541eC2318f3dCF7e"  # Base Sepolia USDC
-PAY_TO = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-PRICE = 10_000
 KEY_ID = "organizations/0000/apiKeys/mintq-test"
 TX = "0x" + "ab" * 32
-
-
-def _x402_mode(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "MINTQ_PAYMENT_MODE": "x402",
-        "MINTQ_X402_PRICE": str(PRICE),
-        "MINTQ_X402_PAY_TO": PAY_TO,
-        "MINTQ_X402_ASSET": USDC,
-        "MINTQ_X402_NETWORK": NETWORK,
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("MINTQ_X402_FACILITATOR_URL", raising=False)
 
 
 @pytest.fixture
@@ -57,7 +42,7 @@ def cdp_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[ec.EllipticCurvePrivate
         serialization.PrivateFormat.TraditionalOpenSSL,
         serialization.NoEncryption(),
     ).decode()
-    _x402_mode(monkeypatch)
+    x402_mode(monkeypatch)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
@@ -135,7 +120,7 @@ def test_cdp_keys_are_never_sent_to_another_facilitator(
 
 
 def test_without_cdp_keys_no_authorization_header_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
-    _x402_mode(monkeypatch)
+    x402_mode(monkeypatch)
     monkeypatch.delenv("MINTQ_X402_CDP_SECRET_ARN", raising=False)
     config.reset()
     cfg = config.load().x402
