@@ -122,6 +122,18 @@ def stack(
     yield from _deploy_stack(w3, chain_env, database_url, monkeypatch, max_mints=1000)
 
 
+def transfer_with_authorization(stack: Stack, auth: dict[str, Any], signature: str) -> Any:
+    return stack.usdc.functions.transferWithAuthorization(
+        Web3.to_checksum_address(auth["from"]),
+        Web3.to_checksum_address(auth["to"]),
+        int(auth["value"]),
+        int(auth["validAfter"]),
+        int(auth["validBefore"]),
+        bytes.fromhex(auth["nonce"][2:]),
+        bytes.fromhex(signature[2:]),
+    )
+
+
 # --- client side helpers (the x402 package's own client) ------------------------------------
 
 
@@ -471,17 +483,7 @@ def test_bad_signature_insufficient_balance_and_used_nonce_are_refused_by_the_fa
     payload = pay_v2(account, stack)
     auth = payload.payload["authorization"]
     contracts.transact(
-        stack.w3,
-        stack.usdc.functions.transferWithAuthorization(
-            Web3.to_checksum_address(auth["from"]),
-            Web3.to_checksum_address(auth["to"]),
-            int(auth["value"]),
-            int(auth["validAfter"]),
-            int(auth["validBefore"]),
-            bytes.fromhex(auth["nonce"][2:]),
-            bytes.fromhex(payload.payload["signature"][2:]),
-        ),
-        DEPLOYER_KEY,
+        stack.w3, transfer_with_authorization(stack, auth, payload.payload["signature"]), DEPLOYER_KEY
     )
     status, body, _ = post_mint(v2_header(payload))
     assert status == 402 and body["error"] == x402.NONCE_USED, body

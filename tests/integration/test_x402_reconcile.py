@@ -34,6 +34,7 @@ from tests.integration.test_x402 import (
     pay_v2,
     post_mint,
     rows,
+    transfer_with_authorization,
     v2_header,
 )
 from tests.support.chain import ChainEnv, enqueue_all, fresh_addresses, run_threads
@@ -119,18 +120,6 @@ def sign_typed(account: LocalAccount, stack: Stack, primary: str, message: dict[
         },
         message_types={primary: [{"name": name, "type": kind} for name, kind in fields]},
         message_data=message,
-    )
-
-
-def transfer_with_authorization(stack: Stack, auth: dict[str, Any], signature: str) -> Any:
-    return stack.usdc.functions.transferWithAuthorization(
-        Web3.to_checksum_address(auth["from"]),
-        Web3.to_checksum_address(auth["to"]),
-        int(auth["value"]),
-        int(auth["validAfter"]),
-        int(auth["validBefore"]),
-        bytes.fromhex(auth["nonce"][2:]),
-        bytes.fromhex(signature[2:]),
     )
 
 
