@@ -22,6 +22,7 @@ ITEM_KEYS = {
     "error_message",
     "retry_count",
     "payment_type",
+    "waiting_reason",
 }
 PAYER_ITEM_KEYS = {
     "id",
@@ -65,7 +66,7 @@ def test_status_reports_counts_recent_batches_and_live_settings(database_url: st
     set_setting("batch_interval_seconds", 7)
     status, body = get("/queue/status", "/queue/status")
     assert status == 200
-    assert set(body) == {"stats", "recentBatches", "batchInterval", "maxBatchSize"}
+    assert set(body) == {"stats", "recentBatches", "batchInterval", "maxBatchSize", "worker"}
     assert body["batchInterval"] == 7
     assert body["maxBatchSize"] == 120
     stats = body["stats"]
@@ -74,6 +75,7 @@ def test_status_reports_counts_recent_batches_and_live_settings(database_url: st
     assert stats["unique_payers_pending"] == 2
     assert stats["oldest_pending"].endswith("Z")
     assert body["recentBatches"] == []
+    assert body["worker"] == {"state": "ok", "reason": None, "since": None, "signers": []}
 
 
 def test_payer_lookup_is_case_insensitive_newest_first_and_paginated(database_url: str) -> None:

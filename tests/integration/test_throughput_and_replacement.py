@@ -202,24 +202,3 @@ def test_a_signer_leaves_the_supply_another_signers_batch_in_flight_will_take(
         r["status"]: r["n"]
         for r in conn.execute("SELECT status::text, count(*) AS n FROM mint_queue GROUP BY 1")
     } == {"completed": 5, "failed": 2}
-
-
-def test_an_underfunded_signer_is_an_operational_fault_and_recovers_once_funded(
-    chain_env: ChainEnv, conn: Any, database_url: str
-) -> None:
-    token = chain_env.deploy()
-    poor = Account.create()
-    role = chain_env.token(token).functions.MINTER_ROLE().call()
-    chain_env.admin(token, "grantRole", role, poor.address)
-    enqueue_all(conn, fresh_addresses(3))
-    worker = chain_env.worker(database_url, token, key=poor.key.hex())
-    worker.cycle(time.monotonic() + 10)
-    assert worker.summary.faults == 1
-    rows = conn.execute("SELECT status::text, retry_count FROM mint_queue").fetchall()
-    assert {r["retry_count"] for r in rows} == {0}
-    assert {r["status"] for r in rows} <= {"pending", "processing"}
-    # Fund it: the very same recorded transaction goes through.
-    chain_env.w3.provider.make_request("anvil_setBalance", [poor.address, hex(10**18)])
-    drain(worker)
-    assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 1
-    assert assert_exactly_once(chain_env, conn, token) == 3

@@ -230,18 +230,24 @@ class Batcher:
                 task(self.conn, settings)
             except errors.MintqError as exc:
                 self._fault("housekeeping failed", exc)
-        if not probe.get("has_inflight") and not probe.get("has_pending"):
-            return settings
-        try:
-            self._work(
-                settings,
-                deadline,
-                has_inflight=bool(probe.get("has_inflight")),
-                has_pending=bool(probe.get("has_pending")),
-            )
-        except errors.ChainError as exc:
-            # Operational: items stay pending and are charged nothing; back off.
-            self._fault("cycle skipped: chain fault", exc)
+        if probe.get("has_inflight") or probe.get("has_pending"):
+            try:
+                self._work(
+                    settings,
+                    deadline,
+                    has_inflight=bool(probe.get("has_inflight")),
+                    has_pending=bool(probe.get("has_pending")),
+                )
+            except (errors.ChainError, errors.SigningError) as exc:
+                # Operational: items stay pending and are charged nothing; back off, and say why
+                # where the status endpoints can read it.
+                self._fault("cycle skipped: chain fault", exc)
+                db.execute(
+                    self.conn, "record_worker_refusal", {**self._keys(), "code": exc.code, "reason": str(exc)}
+                )
+                return settings
+        if probe.get("refusing"):  # only then: an idle cycle stays one query
+            db.execute(self.conn, "clear_worker_refusal", self._keys())
         return settings
 
     def _fault(self, message: str, exc: errors.MintqError) -> None:
@@ -279,7 +285,7 @@ class Batcher:
         row = db.one(self.conn, "highest_used_nonce", self._keys())
         used = row["nonce"] if row else None
         if used is not None and used >= pending:
-            raise errors.ChainError(
+            raise errors.NonceConflict(
                 f"the chain reports nonce {pending} but this signer's nonce {used} is recorded as mined;"
                 " refusing to reuse a nonce (was the chain reset?)"
             )
@@ -289,7 +295,7 @@ class Batcher:
         fees = self.chain.fees()
         ceiling = int(settings.max_fee_per_gas_gwei * 10**9)
         if fees.base_fee + fees.max_priority_fee_per_gas > ceiling:
-            raise errors.ChainError(
+            raise errors.FeeCeilingReached(
                 f"the base fee ({fees.base_fee} wei) is above the fee ceiling ({ceiling} wei); holding batches"
             )
         max_fee = min(fees.max_fee_per_gas, ceiling)
@@ -390,6 +396,7 @@ class Batcher:
             if not items:
                 return None
             gas_limit = min(int(gas * self.gas_headroom), hard_cap)
+            self._check_funds(gas_limit, fees.max_fee_per_gas)
             data = self.chain.batch_mint_data([i.payer_address for i in items])
             signed = self._sign(nonce, data, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
             self.fault("after_sign")
@@ -434,6 +441,19 @@ class Batcher:
             },
         )
         return batch_id
+
+    def _check_funds(self, gas_limit: int, max_fee_per_gas: int) -> None:
+        """Refuse, before anything is recorded, a batch the signer cannot pay for: its items
+        roll back to pending instead of waiting in ``processing`` behind a transaction no
+        node will take."""
+        needed = gas_limit * max_fee_per_gas
+        balance = self.chain.balance(self.signer_address)
+        if balance < needed:
+            raise errors.SignerUnderfunded(
+                f"the signer {self.signer_address} holds {balance} wei but a batch may cost up to"
+                f" {needed} wei (gas limit {gas_limit} x max fee {max_fee_per_gas} wei/gas);"
+                " requests stay pending until it is funded"
+            )
 
     def _sign(self, nonce: int, data: bytes, gas: int, max_fee: int, tip: int) -> SignedTx:
         """The one shape of transaction this worker sends: EIP-1559, to the token, no value."""

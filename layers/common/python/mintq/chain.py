@@ -152,6 +152,11 @@ class Chain:
         with _rpc("eth_getTransactionCount"):
             return int(self.w3.eth.get_transaction_count(to_checksum_address(address), block))  # type: ignore[arg-type]
 
+    def balance(self, address: str) -> int:
+        """The address's balance in wei at the pending block."""
+        with _rpc("eth_getBalance"):
+            return int(self.w3.eth.get_balance(to_checksum_address(address), "pending"))
+
     def fees(self) -> Fees:
         """EIP-1559 fees with room for the base fee to double before inclusion."""
         with _rpc("fee quote"):
@@ -216,6 +221,10 @@ class Chain:
             with _rpc("eth_sendRawTransaction"):
                 self.w3.eth.send_raw_transaction(raw)
         except errors.ChainError as exc:
+            if "insufficient funds" in str(exc).lower():
+                raise errors.SignerUnderfunded(
+                    f"the signer cannot pay for this transaction; the node refused it: {exc}"
+                ) from exc
             outcome = _classify_send_error(str(exc))
             if outcome is None:
                 raise

@@ -182,6 +182,24 @@ class ChainUnavailable(ChainError):
     code = "chain_unavailable"
 
 
+class SignerUnderfunded(ChainError):
+    """The signer's balance does not cover a batch's worst-case fee (gas limit x max fee per gas)."""
+
+    code = "signer_underfunded"
+
+
+class NonceConflict(ChainError):
+    """The chain's nonce for the signer is behind what the database records as mined."""
+
+    code = "nonce_conflict"
+
+
+class FeeCeilingReached(ChainError):
+    """The base fee is above the operator's ``max_fee_per_gas_gwei``: batches are held."""
+
+    code = "fee_ceiling"
+
+
 class SimulatedRevert(ChainError):
     """The transaction would revert."""
 

@@ -246,7 +246,23 @@ def status(conn: Conn) -> dict[str, Any]:
         "recentBatches": [_public(b) for b in batches],
         "batchInterval": _number(settings.batch_interval_seconds),
         "maxBatchSize": settings.max_batch_size,
+        "worker": worker_state(conn),
     }
+
+
+def worker_state(conn: Conn) -> dict[str, Any]:
+    """Whether the batch workers send, as their last cycles left it (one read, no chain call).
+
+    ``{"state": "ok" | "refusing", "reason", "since", "signers": [...]}``: ``refusing`` while
+    any signer's latest cycle faulted (underfunded signer, unreachable RPC, nonce conflict,
+    fee ceiling, a contract that reverts every mint); ``reason`` and ``since`` are the
+    earliest such refusal's, ``signers`` lists each one (code, reason, since, last_seen_at).
+    """
+    refusals = [_public(r) for r in db.all(conn, "worker_refusals")]
+    if not refusals:
+        return {"state": "ok", "reason": None, "since": None, "signers": []}
+    first = refusals[0]
+    return {"state": "refusing", "reason": first["reason"], "since": first["since"], "signers": refusals}
 
 
 def _encode_cursor(row: dict[str, Any]) -> str:

@@ -43,15 +43,24 @@ SELECT id, status, created_at, processed_at, mint_tx_hash, error_message,
 SELECT id, payer_address, status, created_at, updated_at, processed_at, mint_tx_hash,
        error_message, retry_count, payment_type,
        CASE WHEN status = 'pending' THEN mintq_queue_position(queue_position)
-            ELSE enqueue_position END AS queue_position
-  FROM mint_queue
+            ELSE enqueue_position END AS queue_position,
+       -- Why it still waits, when a worker refuses to send: for a claimed request its
+       -- batch's signer, for a pending one the earliest refusal of any signer.
+       (SELECT r.reason FROM worker_refusals r
+         WHERE m.status = 'pending'
+            OR (m.status = 'processing'
+                AND (r.chain_id, r.signer_address) = (SELECT b.chain_id, b.signer_address
+                                                        FROM batch_mints b WHERE b.id = m.batch_id))
+         ORDER BY r.since LIMIT 1) AS waiting_reason
+  FROM mint_queue m
  WHERE id = %(id)s;
 
 -- name: archived_item
 -- A completed request whose queue row was cleaned up, answered from mint_history.
 SELECT queue_id AS id, payer_address, 'completed' AS status, created_at,
        completed_at AS updated_at, completed_at AS processed_at, mint_tx_hash,
-       NULL::text AS error_message, 0 AS retry_count, payment_type, NULL::bigint AS queue_position
+       NULL::text AS error_message, 0 AS retry_count, payment_type, NULL::bigint AS queue_position,
+       NULL::text AS waiting_reason
   FROM mint_history
  WHERE queue_id = %(id)s;
 
@@ -63,9 +72,31 @@ SELECT (SELECT jsonb_object_agg(key, value) FROM system_settings) AS settings,
                 WHERE chain_id = %(chain_id)s AND signer_address = %(signer)s
                   AND status IN ('signed', 'pending')) AS has_inflight,
        EXISTS (SELECT 1 FROM mint_queue WHERE status = 'pending') AS has_pending,
+       EXISTS (SELECT 1 FROM worker_refusals
+                WHERE chain_id = %(chain_id)s AND signer_address = %(signer)s) AS refusing,
        st.pending_count, st.processing_count, st.completed_count, st.failed_count,
        st.oldest_pending, st.unique_payers_pending
   FROM queue_stats st;
+
+-- name: record_worker_refusal
+-- A cycle of this signer's worker faulted: say why. ``since`` keeps the first cycle that
+-- faulted for the same reason code.
+INSERT INTO worker_refusals (chain_id, signer_address, code, reason)
+VALUES (%(chain_id)s, %(signer)s, %(code)s, %(reason)s)
+ON CONFLICT (chain_id, signer_address) DO UPDATE
+   SET reason = EXCLUDED.reason, last_seen_at = now(), code = EXCLUDED.code,
+       since = CASE WHEN worker_refusals.code = EXCLUDED.code THEN worker_refusals.since
+                    ELSE now() END;
+
+-- name: clear_worker_refusal
+-- A cycle of this signer's worker went through: it no longer refuses.
+DELETE FROM worker_refusals WHERE chain_id = %(chain_id)s AND signer_address = %(signer)s;
+
+-- name: worker_refusals
+-- Every signer whose worker currently refuses to send (one row per signer at most).
+SELECT chain_id, signer_address, code, reason, since, last_seen_at
+  FROM worker_refusals
+ ORDER BY since, signer_address;
 
 -- name: try_signer_lock
 -- Session advisory lock per signer: one batch worker per wallet at a time.

@@ -1,0 +1,148 @@
+"""A worker that refuses to send says so: operational faults leave requests pending and
+uncharged, and ``GET /queue/status`` / ``GET /queue/item/{id}`` tell why the line waits."""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from mintq import batcher
+from tests.support.chain import (
+    ChainEnv,
+    assert_exactly_once,
+    drain,
+    enqueue_all,
+    fresh_addresses,
+    statuses,
+)
+from tests.support.events import http_event, invoke
+
+pytestmark = pytest.mark.chain
+
+
+def queue_status() -> dict[str, Any]:
+    code, body, _ = invoke("status", http_event("GET", "/queue/status"))
+    assert code == 200, body
+    return body
+
+
+def queue_item(queue_id: object) -> dict[str, Any]:
+    code, body, _ = invoke(
+        "status",
+        http_event(
+            "GET",
+            f"/queue/item/{queue_id}",
+            route="/queue/item/{queueId}",
+            path_parameters={"queueId": str(queue_id)},
+        ),
+    )
+    assert code == 200, body
+    return body
+
+
+def poor_minter(chain_env: ChainEnv, token: str) -> Any:
+    """A fresh signer with the minter role and no ether."""
+    poor = Account.create()
+    role = chain_env.token(token).functions.MINTER_ROLE().call()
+    chain_env.admin(token, "grantRole", role, poor.address)
+    return poor
+
+
+def set_balance(chain_env: ChainEnv, address: str, wei: int) -> None:
+    chain_env.w3.provider.make_request("anvil_setBalance", [address, hex(wei)])
+
+
+def test_an_underfunded_signer_leaves_requests_pending_says_why_and_mints_once_funded(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    poor = poor_minter(chain_env, token)
+    ids = enqueue_all(conn, fresh_addresses(3))
+    worker = chain_env.worker(database_url, token, key=poor.key.hex())
+    for _ in range(2):
+        worker.cycle(time.monotonic() + 10)
+    assert worker.summary.faults == 2
+    # Nothing recorded, nothing claimed, nothing charged: the requests are plainly pending.
+    assert statuses(conn) == {"pending": 3}
+    assert {r["retry_count"] for r in conn.execute("SELECT retry_count FROM mint_queue")} == {0}
+    assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 0
+    refusing = queue_status()["worker"]
+    assert refusing["state"] == "refusing"
+    assert "pending until it is funded" in refusing["reason"]
+    [signer] = refusing["signers"]
+    assert signer["signer_address"] == poor.address
+    assert signer["code"] == "signer_underfunded"
+    assert signer["since"] <= signer["last_seen_at"]
+    item = queue_item(ids[0])
+    assert item["status"] == "pending"
+    assert item["waiting_reason"] == refusing["reason"]
+
+    set_balance(chain_env, poor.address, 10**18)
+    drain(worker)
+    assert assert_exactly_once(chain_env, conn, token) == 3
+    assert queue_status()["worker"] == {"state": "ok", "reason": None, "since": None, "signers": []}
+    done = queue_item(ids[0])
+    assert (done["status"], done["waiting_reason"]) == ("completed", None)
+    worker.conn.close()
+
+
+def test_a_signed_batch_the_node_refuses_for_funds_says_why_its_items_wait_and_mints_once(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    """Funds gone between recording and broadcast: the recorded batch must keep its items
+    (its bytes may already be in some node's pool), so they wait in ``processing`` and say why."""
+    token = chain_env.deploy()
+    poor = poor_minter(chain_env, token)
+    set_balance(chain_env, poor.address, 10**18)
+    ids = enqueue_all(conn, fresh_addresses(2))
+
+    def drain_funds(point: str) -> None:
+        if point == "after_record":
+            set_balance(chain_env, poor.address, 0)
+
+    worker = chain_env.worker(database_url, token, key=poor.key.hex(), fault=drain_funds)
+    worker.cycle(time.monotonic() + 10)
+    assert worker.summary.faults == 1
+    assert statuses(conn) == {"processing": 2}
+    refusal = queue_status()["worker"]["signers"][0]
+    assert refusal["code"] == "signer_underfunded"
+    assert "the signer cannot pay" in refusal["reason"]
+    item = queue_item(ids[1])
+    assert item["status"] == "processing"
+    assert item["waiting_reason"] == refusal["reason"]
+
+    set_balance(chain_env, poor.address, 10**18)
+    drain(worker)
+    assert conn.execute("SELECT count(*) AS n FROM batch_mints").fetchone()["n"] == 1
+    assert assert_exactly_once(chain_env, conn, token) == 2
+    assert queue_status()["worker"]["state"] == "ok"
+    worker.conn.close()
+
+
+def test_an_unreachable_rpc_is_a_refusal_until_a_cycle_goes_through(
+    chain_env: ChainEnv, conn: Any, database_url: str
+) -> None:
+    token = chain_env.deploy()
+    ids = enqueue_all(conn, fresh_addresses(1))
+    with socket.socket() as closed:  # a port nobody listens on: connections are refused
+        closed.bind(("127.0.0.1", 0))
+        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    down = chain_env.worker(database_url, token, rpc_url=dead_url)
+    down.cycle(time.monotonic() + 10)
+    down.conn.close()
+    refusing = queue_status()["worker"]
+    assert (refusing["state"], refusing["signers"][0]["code"]) == ("refusing", "chain_unavailable")
+    assert queue_item(ids[0])["waiting_reason"] == refusing["reason"]
+
+    worker = chain_env.worker(database_url, token)
+    drain(worker)
+    assert assert_exactly_once(chain_env, conn, token) == 1
+    # The queue is empty now; an idle cycle of a worker that refuses nothing writes nothing.
+    assert queue_status()["worker"]["state"] == "ok"
+    worker.cycle(time.monotonic() + 10)
+    assert isinstance(worker, batcher.Batcher) and worker.summary.faults == 0
+    worker.conn.close()
