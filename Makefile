@@ -12,10 +12,11 @@ SAM := $(SAM_VENV)/bin/sam
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(VENV)/.stamp: requirements-dev.txt layers/common/python/requirements.txt functions/batch/requirements.txt
+$(VENV)/.stamp: requirements-dev.txt layers/common/python/requirements.txt functions/batch/requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -e .  # the mintq package and its operators' command, `mintq`
 	touch $@
 
 node_modules/.stamp: package.json package-lock.json

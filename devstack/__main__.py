@@ -228,6 +228,8 @@ def main(argv: list[str] | None = None) -> int:
             "POWERTOOLS_METRICS_NAMESPACE": "MintqLocal",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            # AWS runs retention on its own daily schedule; here the worker's housekeeping does.
+            "MINTQ_RETENTION_IN_WORKER": "true",
             **x402_env,
         }
     )

@@ -29,7 +29,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 
 from mintq import chain as chainlib
-from mintq import config, db, errors, metrics, queue, settlement
+from mintq import config, db, errors, metrics, queue, retention, settlement
 from mintq import signer as signerlib
 from mintq.settings import QueueSettings
 from mintq.signer import SignedTx, Signer
@@ -260,7 +260,10 @@ class Batcher:
         self, settings: QueueSettings, deadline: float, *, has_inflight: bool, has_pending: bool
     ) -> None:
         inflight = self.reconcile(settings, deadline, wait=not settings.pipelined) if has_inflight else []
-        if has_pending:
+        if has_pending and settings.worker_paused:
+            # An operator paused the worker (mintq pause): finish what is in flight, claim nothing.
+            logger.info("paused: claiming nothing new", extra={"action": "worker_paused"})
+        elif has_pending:
             while len(inflight) < settings.max_inflight_batches and self.clock() + 2 < deadline:
                 dispatched = self.dispatch(
                     settings,
@@ -812,6 +815,8 @@ def _housekeeping(cfg: config.Config) -> list[Housekeeping]:
     """The first signer's worker also prunes idempotency keys and, with x402, reconciles
     payments whose settlement outcome is still open."""
     tasks: list[Housekeeping] = [queue.IdempotencyKeyPruner()]
+    if cfg.retention_in_worker:
+        tasks.append(retention.RetentionJob())
     if cfg.x402 is not None:
         tasks.append(settlement.reconciler(cfg))
     return tasks

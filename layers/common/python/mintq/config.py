@@ -31,6 +31,8 @@ class Config:
     max_body_bytes: int
     #: the x402 terms; set exactly when ``payment_mode`` is x402
     x402: X402Config | None = None
+    #: the batch worker also runs retention daily (the local stack; AWS has its own schedule)
+    retention_in_worker: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -79,6 +81,7 @@ def load() -> Config:
         chain_id=int(chain_id) if chain_id else None,
         max_body_bytes=int(_env("MINTQ_MAX_BODY_BYTES") or 4096),
         x402=_x402() if payment_mode is PaymentMode.X402 else None,
+        retention_in_worker=(_env("MINTQ_RETENTION_IN_WORKER") or "").lower() in ("1", "true", "yes"),
     )
 
 

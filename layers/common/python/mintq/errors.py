@@ -77,6 +77,12 @@ class NotFound(MintqError):
     http_status = 404
 
 
+class InvalidSetting(InvalidRequest):
+    """The setting is unknown or its value breaks the setting's rule."""
+
+    code = "invalid_setting"
+
+
 class PayerLimitReached(MintqError):
     """This payer already has the maximum number of pending requests."""
 
@@ -142,6 +148,13 @@ class SupplyUnknown(MintqError):
     """The remaining supply cannot be read from the chain right now; nothing was charged."""
 
     code = "supply_unknown"
+    http_status = 503
+
+
+class ApiClosed(MintqError):
+    """The API is closed for maintenance; retry later."""
+
+    code = "api_closed"
     http_status = 503
 
 

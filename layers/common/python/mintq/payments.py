@@ -89,6 +89,9 @@ def accept_mint(
         raise errors.ConfigurationError("x402 mode without x402 settings")
     # The payment itself is the idempotency key here; a client's key is validated, not needed.
     queue.parse_idempotency_key(idempotency_key)
+    closed = db.one(conn, "api_closed")
+    if closed is not None and closed["closed"]:
+        raise errors.ApiClosed()  # before any challenge: nobody is invited to pay
     return _PaidMint(conn, cfg, cfg.x402, headers, resource_url).run()
 
 

@@ -139,6 +139,8 @@ def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
         "enqueue_request",
         {"payer": payer, "payment_type": payment_type, "default_max_pending": default_cap},
     )
+    if row is not None and row["api_closed"]:
+        raise errors.ApiClosed()
     if row is None or row["id"] is None:
         limit = row["max_pending"] if row else default_cap
         raise errors.PayerLimitReached(
@@ -247,6 +249,8 @@ def status(conn: Conn) -> dict[str, Any]:
         "batchInterval": _number(settings.batch_interval_seconds),
         "maxBatchSize": settings.max_batch_size,
         "worker": worker_state(conn),
+        "paused": settings.worker_paused,
+        "apiClosed": settings.api_closed,
     }
 
 

@@ -89,3 +89,35 @@ def apply(conninfo: str | None = None) -> list[str]:
     finally:
         conn.close()
     return applied_now
+
+
+def status(conninfo: str | None = None) -> list[dict[str, object]]:
+    """Every known migration with its state: ``applied`` (with ``applied_at``), ``pending``,
+    or ``changed`` (applied, but the file differs from what ran: ``apply`` would refuse)."""
+    conn = db.connect(conninfo, application_name="mintq-migrate")
+    try:
+        with db.wrap_errors():
+            exists = conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL AS present").fetchone()
+            rows = (
+                conn.execute("SELECT version, checksum, applied_at FROM schema_migrations").fetchall()
+                if exists and exists["present"]
+                else []
+            )
+    finally:
+        conn.close()
+    done = {row["version"]: row for row in rows}
+    out: list[dict[str, object]] = []
+    for migration in available():
+        row = done.get(migration.version)
+        state = (
+            "pending" if row is None else "applied" if row["checksum"] == migration.checksum else "changed"
+        )
+        out.append(
+            {
+                "version": migration.version,
+                "name": migration.name,
+                "state": state,
+                "applied_at": row["applied_at"].isoformat() if row is not None else None,
+            }
+        )
+    return out

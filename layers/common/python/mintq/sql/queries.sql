@@ -5,7 +5,8 @@
 -- Insert one request unless its payer is at the cap, and answer with its place in line,
 -- the settings the wait estimate needs and the payer's pending count: one round trip
 -- (migration 0006 says why this is a function).
-SELECT id, queue_position, created_at, payer_pending, max_pending, max_batch_size, batch_interval_seconds
+SELECT id, queue_position, created_at, payer_pending, max_pending, max_batch_size, batch_interval_seconds,
+       api_closed
   FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
 
 -- name: queue_stats
@@ -466,4 +467,139 @@ SELECT payment_id, queue_id, payer_address, amount::text AS amount, asset, netwo
        settlement_tx_hash, reason, failed_at
   FROM refunds_due
  ORDER BY failed_at
+ LIMIT %(limit)s;
+
+-- --- operators (the mintq command, retention) ---------------------------------------
+
+-- name: api_closed
+-- Whether POST /mint is closed by an operator (mintq pause --close-api).
+SELECT coalesce(bool_or(lower(trim(value)) IN ('true', 'on', 'yes', '1')), false) AS closed
+  FROM system_settings
+ WHERE key = 'api_closed';
+
+-- name: settings_listing
+-- Every runtime setting with its description and when it last changed.
+SELECT key, value, description, updated_at FROM system_settings ORDER BY key;
+
+-- name: upsert_setting
+-- Store one validated setting (the worker reads it on its next cycle).
+INSERT INTO system_settings (key, value)
+VALUES (%(key)s, %(value)s)
+ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+RETURNING key, value, updated_at;
+
+-- name: delete_expired_queue_rows
+-- Retention: delete up to %(limit)s completed and failed queue rows finished more than
+-- %(retention_seconds)s ago, oldest first. Completed mints stay in mint_history; a paid
+-- request that failed stays (it is listed in refunds_due until someone refunds it).
+WITH doomed AS (
+    SELECT id FROM mint_queue
+     WHERE status IN ('completed', 'failed')
+       AND processed_at < now() - make_interval(secs => %(retention_seconds)s)
+       AND (status = 'completed' OR payment_id IS NULL)
+     ORDER BY processed_at
+     LIMIT %(limit)s
+       FOR UPDATE SKIP LOCKED
+)
+DELETE FROM mint_queue m USING doomed WHERE m.id = doomed.id;
+
+-- name: count_expired_queue_rows
+-- How many rows retention would delete now (mintq cleanup --dry-run).
+SELECT count(*) FILTER (WHERE status = 'completed') AS completed,
+       count(*) FILTER (WHERE status = 'failed') AS failed
+  FROM mint_queue
+ WHERE status IN ('completed', 'failed')
+   AND processed_at < now() - make_interval(secs => %(retention_seconds)s)
+   AND (status = 'completed' OR payment_id IS NULL);
+
+-- name: drain_rate
+-- Mints confirmed over the last %(window_seconds)s (all tokens and signers of this database).
+SELECT coalesce(sum(mint_count), 0)::bigint AS mints, count(*) AS batches,
+       min(confirmed_at) AS first_confirmed_at, max(confirmed_at) AS last_confirmed_at
+  FROM batch_mints
+ WHERE status = 'confirmed'
+   AND created_at > now() - make_interval(secs => %(window_seconds)s) - interval '1 hour'
+   AND confirmed_at > now() - make_interval(secs => %(window_seconds)s);
+
+-- name: inflight_by_signer
+-- Every unfinished batch of every signer, with its latest attempt's fees.
+SELECT b.id, b.chain_id, b.signer_address, b.nonce, b.status::text AS status, b.mint_count,
+       extract(epoch FROM now() - b.created_at)::float8 AS age_seconds,
+       count(a.tx_hash) AS attempts,
+       (array_agg(a.max_fee_per_gas::text ORDER BY a.attempt DESC))[1] AS max_fee_per_gas,
+       (array_agg(a.max_priority_fee_per_gas::text ORDER BY a.attempt DESC))[1]
+         AS max_priority_fee_per_gas
+  FROM batch_mints b
+  LEFT JOIN batch_attempts a ON a.batch_id = b.id
+ WHERE b.status IN ('signed', 'pending')
+ GROUP BY b.id
+ ORDER BY b.signer_address, b.nonce;
+
+-- name: signer_nonces
+-- Each signer's highest recorded nonce (any batch) and highest one known mined.
+SELECT chain_id, signer_address, max(nonce) AS highest_recorded,
+       max(nonce) FILTER (WHERE status IN ('confirmed', 'failed')) AS highest_mined
+  FROM batch_mints
+ GROUP BY chain_id, signer_address
+ ORDER BY signer_address;
+
+-- name: request_internals
+-- What an operator sees of one request beyond the public item: its batch and tries.
+SELECT m.id, m.batch_id, m.retry_count, m.payment_id, m.queue_position AS ticket,
+       b.nonce AS batch_nonce, b.status::text AS batch_status, b.batch_tx_hash
+  FROM mint_queue m
+  LEFT JOIN batch_mints b ON b.id = m.batch_id
+ WHERE m.id = %(id)s;
+
+-- name: retryable_failed_requests
+-- Failed requests an operator may put back in line, locked until the transaction ends:
+-- never a paid one (it is listed in refunds_due), never one failed for exhausted supply
+-- unless %(force)s.
+SELECT id, payer_address, error_message, processed_at, retry_count
+  FROM mint_queue
+ WHERE status = 'failed'
+   AND payment_id IS NULL
+   AND (%(since)s::timestamptz IS NULL OR processed_at >= %(since)s::timestamptz)
+   AND (%(reason_like)s::text IS NULL OR error_message ILIKE %(reason_like)s::text)
+   AND (%(force)s OR coalesce(error_message, '') NOT ILIKE 'max supply reached%%')
+ ORDER BY processed_at, id
+   FOR UPDATE;
+
+-- name: requeue_failed_requests
+-- Put failed requests back at the end of the line with a fresh ticket and no tries used.
+UPDATE mint_queue
+   SET status = 'pending', error_message = NULL, processed_at = NULL, batch_id = NULL,
+       retry_count = 0, queue_position = nextval('mint_queue_position_seq')
+ WHERE id = ANY(%(ids)s::uuid[]) AND status = 'failed' AND payment_id IS NULL
+RETURNING id;
+
+-- name: batch_detail
+-- One batch by id, or by signer and nonce, with its attempts (never the raw bytes).
+SELECT b.id, b.chain_id, b.signer_address, b.token_address, b.nonce, b.status::text AS status,
+       b.mint_count, b.batch_tx_hash, b.gas_limit, b.gas_used, b.block_number,
+       b.max_fee_per_gas::text AS max_fee_per_gas,
+       b.max_priority_fee_per_gas::text AS max_priority_fee_per_gas,
+       b.effective_gas_price::text AS effective_gas_price, b.error_message,
+       b.created_at, b.sent_at, b.confirmed_at,
+       coalesce(jsonb_agg(jsonb_build_object(
+                    'attempt', a.attempt, 'tx_hash', a.tx_hash, 'status', a.status,
+                    'max_fee_per_gas', a.max_fee_per_gas::text,
+                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas::text,
+                    'created_at', a.created_at) ORDER BY a.attempt)
+                FILTER (WHERE a.tx_hash IS NOT NULL), '[]') AS attempts
+  FROM batch_mints b
+  LEFT JOIN batch_attempts a ON a.batch_id = b.id
+ WHERE (%(id)s::uuid IS NOT NULL AND b.id = %(id)s::uuid)
+    OR (%(id)s::uuid IS NULL AND b.nonce = %(nonce)s
+        AND (%(signer)s::text IS NULL OR b.signer_address = %(signer)s::text))
+ GROUP BY b.id
+ ORDER BY b.created_at DESC;
+
+-- name: batch_listing
+-- The newest batches, optionally of one status.
+SELECT id, signer_address, nonce, status::text AS status, mint_count, batch_tx_hash,
+       gas_used, created_at, confirmed_at, error_message
+  FROM batch_mints
+ WHERE %(status)s::text IS NULL OR status::text = %(status)s::text
+ ORDER BY created_at DESC
  LIMIT %(limit)s;

@@ -1,0 +1,128 @@
+"""What operators read: the queue's health, one request, batches, refunds due.
+
+Plain functions over an open connection returning JSON-ready dicts (the ``mintq`` command
+renders them as tables or ``--json``). Nothing here writes; ``controls`` does.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from mintq import db, errors, payments, queue
+from mintq.settings import QueueSettings
+
+#: the window the drain rate is measured over
+DRAIN_WINDOW_SECONDS = 300
+
+
+def _settings(conn: queue.Conn) -> QueueSettings:
+    return QueueSettings.from_mapping({r["key"]: r["value"] for r in db.all(conn, "all_settings")})
+
+
+def _record(value: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = _json(value)
+    return out
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def stats(conn: queue.Conn, *, window_seconds: int = DRAIN_WINDOW_SECONDS) -> dict[str, Any]:
+    """The queue at a glance.
+
+    ``counts`` (pending, processing, completed, failed, payers), ``oldest_pending_seconds``,
+    ``drain`` (mints and batches confirmed in the last ``window_seconds``, as mints per minute),
+    ``inflight`` (every unfinished batch: signer, nonce, status, age in seconds, attempts, the
+    latest attempt's fees in wei), ``paused`` / ``api_closed``.
+    """
+    row = db.one(conn, "queue_stats") or {}
+    oldest = row.get("oldest_pending")
+    drain = db.one(conn, "drain_rate", {"window_seconds": window_seconds}) or {}
+    mints = int(drain.get("mints") or 0)
+    settings = _settings(conn)
+    return _record(
+        {
+            "counts": {
+                "pending": int(row.get("pending_count") or 0),
+                "processing": int(row.get("processing_count") or 0),
+                "completed": int(row.get("completed_count") or 0),
+                "failed": int(row.get("failed_count") or 0),
+                "payers_pending": int(row.get("unique_payers_pending") or 0),
+            },
+            "oldest_pending_seconds": (
+                round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest is not None else None
+            ),
+            "drain": {
+                "window_seconds": window_seconds,
+                "mints": mints,
+                "batches": int(drain.get("batches") or 0),
+                "mints_per_minute": round(mints * 60 / window_seconds, 1),
+            },
+            "inflight": [dict(r) for r in db.all(conn, "inflight_by_signer")],
+            "paused": settings.worker_paused,
+            "api_closed": settings.api_closed,
+        }
+    )
+
+
+def signer_nonces(conn: queue.Conn) -> list[dict[str, Any]]:
+    """Each signer's highest recorded nonce and highest nonce known mined (for nonce lag)."""
+    return [_json(dict(r)) for r in db.all(conn, "signer_nonces")]
+
+
+def request(conn: queue.Conn, queue_id: str) -> dict[str, Any]:
+    """One request as the API shows it, plus its batch (id, nonce, status, hash) and tries.
+
+    Raises ``errors.InvalidQueueId`` or ``errors.NotFound``.
+    """
+    public = queue.item(conn, queue_id)
+    internals = db.one(conn, "request_internals", {"id": queue.parse_queue_id(queue_id)})
+    return _record(public | {"batch": dict(internals) if internals else None})
+
+
+def batch(
+    conn: queue.Conn, *, batch_id: str | None = None, nonce: int | None = None, signer: str | None = None
+) -> list[dict[str, Any]]:
+    """A batch by id, or the batches at ``nonce`` (of ``signer`` if given), with every attempt.
+
+    Raises ``errors.InvalidRequest`` without an id or nonce, ``errors.NotFound`` if none match.
+    """
+    if batch_id is None and nonce is None:
+        raise errors.InvalidRequest("give a batch id or --nonce")
+    ident = None
+    if batch_id is not None:
+        try:
+            ident = uuid.UUID(batch_id)
+        except ValueError as exc:
+            raise errors.InvalidRequest(f"batch id must be a UUID, not {batch_id[:64]!r}") from exc
+    rows = db.all(conn, "batch_detail", {"id": ident, "nonce": nonce, "signer": signer})
+    if not rows:
+        raise errors.NotFound("no such batch")
+    return [_json(dict(r)) for r in rows]
+
+
+BATCH_STATUSES = ("signed", "pending", "confirmed", "failed", "dropped")
+
+
+def batches(conn: queue.Conn, *, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest batches, of one ``status`` if given (``BATCH_STATUSES``)."""
+    if status is not None and status not in BATCH_STATUSES:
+        raise errors.InvalidRequest(f"status must be one of {', '.join(BATCH_STATUSES)}")
+    return [_json(dict(r)) for r in db.all(conn, "batch_listing", {"status": status, "limit": limit})]
+
+
+def refunds(conn: queue.Conn, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Paid requests that will never be minted: payer, amount (asset units), asset, network,
+    the settlement transaction and the reason."""
+    return [_json(dict(r)) for r in payments.refunds_due(conn, limit=limit)]
