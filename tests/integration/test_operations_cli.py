@@ -60,8 +60,13 @@ def paid_failed_request(conn: Any, payer: str) -> uuid.UUID:
         " amount, valid_before, signature_hash, payload, requirements, settlement_tx_hash)"
         " VALUES (%(p)s, %(n)s, 'settled', 2, 'eip155:31337', %(a)s, %(a)s, 10000, 0, %(h)s, '{}', '{}', %(tx)s)"
         " RETURNING id, queue_id",
-        {"p": payer, "n": "0x" + os.urandom(32).hex(), "a": "0x" + "11" * 20, "h": "ab" * 32,
-         "tx": "0x" + os.urandom(32).hex()},
+        {
+            "p": payer,
+            "n": "0x" + os.urandom(32).hex(),
+            "a": "0x" + "11" * 20,
+            "h": "ab" * 32,
+            "tx": "0x" + os.urandom(32).hex(),
+        },
     ).fetchone()
     conn.execute(
         "INSERT INTO mint_queue (id, queue_position, enqueue_position, payer_address, payment_type, payment_id,"
@@ -100,9 +105,12 @@ def test_migrate_lists_pending_then_applies_them_under_the_lock(
 def test_settings_set_stores_a_valid_value_and_refuses_a_bad_one_with_its_rule(
     database_url: str, conn: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert run_json(capsys, "--database-url", database_url, "settings", "set", "batch_interval_seconds", "2.5")[
-        "value"
-    ] == "2.5"
+    assert (
+        run_json(capsys, "--database-url", database_url, "settings", "set", "batch_interval_seconds", "2.5")[
+            "value"
+        ]
+        == "2.5"
+    )
     for key, value, rule in [
         ("batch_interval_seconds", "-1", "a number above 0"),
         ("batch_interval_seconds", "nan", "a number above 0"),
@@ -129,18 +137,24 @@ def test_usage_errors_exit_2_and_refusals_exit_1_from_the_installed_command(data
     exe = Path(sys.executable).with_name("mintq")
     assert exe.exists(), "make test installs the project (pip install -e .), which provides `mintq`"
     env = {**os.environ, "MINTQ_DATABASE_URL": database_url}
-    usage = subprocess.run([exe, "batches", "list", "--status", "lost"], capture_output=True, text=True, env=env)
+    usage = subprocess.run(
+        [exe, "batches", "list", "--status", "lost"], check=False, capture_output=True, text=True, env=env
+    )
     assert usage.returncode == 2
-    refused = subprocess.run([exe, "requests", "show", "not-a-uuid"], capture_output=True, text=True, env=env)
+    refused = subprocess.run(
+        [exe, "requests", "show", "not-a-uuid"], check=False, capture_output=True, text=True, env=env
+    )
     assert refused.returncode == 1 and "queueId must be a UUID" in refused.stderr
-    ok = subprocess.run([exe, "stats", "--json"], capture_output=True, text=True, env=env)
+    ok = subprocess.run([exe, "stats", "--json"], check=False, capture_output=True, text=True, env=env)
     assert ok.returncode == 0 and json.loads(ok.stdout)["counts"]["pending"] == 0
 
 
 # --- stats, requests, retry ----------------------------------------------------------
 
 
-def test_stats_counts_and_requests_show(database_url: str, conn: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_stats_counts_and_requests_show(
+    database_url: str, conn: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
     ids = enqueue_all(conn, fresh_addresses(3))
     stats = run_json(capsys, "--database-url", database_url, "stats")
     assert stats["counts"]["pending"] == 3 and stats["oldest_pending_seconds"] >= 0
@@ -297,16 +311,23 @@ def test_cleanup_deletes_old_finished_rows_in_chunks_and_keeps_counters_history_
     stats = conn.execute("SELECT * FROM queue_stats").fetchone()
     scan = statuses(conn)
     assert (stats["completed_count"], stats["failed_count"], stats["pending_count"]) == (
-        scan["completed"], scan["failed"], scan["pending"]
+        scan["completed"],
+        scan["failed"],
+        scan["pending"],
     )
     assert conn.execute("SELECT count(*) AS n FROM mint_history").fetchone()["n"] == 9
     _, item, _ = invoke(
-        "status", http_event("GET", f"/queue/item/{old_done[0]}", route="/queue/item/{queueId}",
-                             path_parameters={"queueId": str(old_done[0])})
+        "status",
+        http_event(
+            "GET",
+            f"/queue/item/{old_done[0]}",
+            route="/queue/item/{queueId}",
+            path_parameters={"queueId": str(old_done[0])},
+        ),
     )
     assert item["status"] == "completed"  # answered from mint_history after cleanup
     assert [r["queue_id"] for r in conn.execute("SELECT queue_id FROM refunds_due")] == [paid]
-    code, _, err = run(capsys, *url, "cleanup", "--older-than", "soon")
+    code, _, _ = run(capsys, *url, "cleanup", "--older-than", "soon")
     assert code == 2
 
 
@@ -321,9 +342,15 @@ def test_retention_runs_as_its_daily_function_and_in_worker_housekeeping(
     fail_requests(conn, ids, "batch reverted", days_ago=3)
     set_setting("retention_days", 5)
     handler = load_handler(REPO_ROOT / "functions" / "retention")
-    assert handler({}, FakeContext(function_name="retention", timeout_s=60)) == {"deleted": 0, "finished": True}
+    assert handler({}, FakeContext(function_name="retention", timeout_s=60)) == {
+        "deleted": 0,
+        "finished": True,
+    }
     set_setting("retention_days", 2)
-    assert handler({}, FakeContext(function_name="retention", timeout_s=60)) == {"deleted": 6, "finished": True}
+    assert handler({}, FakeContext(function_name="retention", timeout_s=60)) == {
+        "deleted": 6,
+        "finished": True,
+    }
 
     more = enqueue_all(conn, fresh_addresses(5))
     fail_requests(conn, more, "batch reverted", days_ago=3)

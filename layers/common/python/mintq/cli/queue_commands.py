@@ -136,7 +136,9 @@ def requests_retry_failed(
         nonlocal declined
         if not as_json:
             render.out.print(f"{plan.count} failed request(s) can be retried.")
-        declined = not (yes or typer.confirm(f"Put {plan.count} request(s) back in line?", default=False, err=True))
+        declined = not (
+            yes or typer.confirm(f"Put {plan.count} request(s) back in line?", default=False, err=True)
+        )
         return not declined
 
     with connection(ctx) as conn:
