@@ -109,7 +109,7 @@ status_router = Router()  # type: ignore[no-untyped-call]
 
 @status_router.get("/queue/status")  # type: ignore[untyped-decorator]
 def get_status() -> dict[str, Any]:
-    return queue.status(db.shared_connection())
+    return queue.status(db.reader_connection())
 
 
 @status_router.get("/queue/payer/<address>")  # type: ignore[untyped-decorator]
@@ -118,12 +118,14 @@ def get_payer(
     limit: Annotated[int | None, Query(ge=1, le=queue.PAYER_PAGE_MAX)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
-    return queue.payer_requests(db.shared_connection(), address, limit=limit, cursor=cursor)
+    return queue.payer_requests(
+        db.reader_connection(), address, limit=limit, cursor=cursor, primary=db.primary_fallback()
+    )
 
 
 @status_router.get("/queue/item/<queueId>")  # type: ignore[untyped-decorator]
 def get_item(queueId: str) -> dict[str, Any]:
-    return queue.item(db.shared_connection(), queueId)
+    return queue.item(db.reader_connection(), queueId, primary=db.primary_fallback())
 
 
 # --- the app -----------------------------------------------------------------

@@ -147,6 +147,10 @@ def database_url() -> str:
     url, arn = _value_or_secret_arn("MINTQ_DATABASE_URL", "MINTQ_DATABASE_SECRET_ARN")
     if url:
         return url
+    return _url_from_secret(arn)
+
+
+def _url_from_secret(arn: str) -> str:
     secret = _secret(arn, json_object=True)
     missing = [k for k in ("username", "password", "host") if not secret.get(k)]
     if missing:
@@ -157,6 +161,18 @@ def database_url() -> str:
     port = secret.get("port", 5432)
     dbname = secret.get("dbname", "postgres")
     return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=require"
+
+
+@functools.cache
+def database_reader_url() -> str | None:
+    """A read replica for the status endpoints: ``MINTQ_DATABASE_READER_URL`` or an RDS-style
+    secret in ``MINTQ_DATABASE_READER_SECRET_ARN``; None when there is none (status reads
+    go to the primary)."""
+    url = _env("MINTQ_DATABASE_READER_URL")
+    if url:
+        return url
+    arn = _env("MINTQ_DATABASE_READER_SECRET_ARN")
+    return _url_from_secret(arn) if arn else None
 
 
 @functools.cache
@@ -219,4 +235,5 @@ def reset() -> None:
     load.cache_clear()
     cdp_api_keys.cache_clear()
     database_url.cache_clear()
+    database_reader_url.cache_clear()
     signer_private_key.cache_clear()

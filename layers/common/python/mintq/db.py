@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from importlib import resources
 from typing import Any, LiteralString
 
@@ -104,11 +104,33 @@ def shared_connection() -> psycopg.Connection[Row]:
     return _shared
 
 
+_reader: psycopg.Connection[Row] | None = None
+
+
+def reader_connection() -> psycopg.Connection[Row]:
+    """The connection status reads use: the read replica's when one is configured
+    (``config.database_reader_url``), else the primary's shared connection."""
+    global _reader  # noqa: PLW0603 - one connection per Lambda execution environment
+    url = config.database_reader_url()
+    if url is None:
+        return shared_connection()
+    if _reader is None or _reader.closed or _reader.broken:
+        _reader = connect(url, application_name="mintq-reader")
+    return _reader
+
+
+def primary_fallback() -> Callable[[], psycopg.Connection[Row]] | None:
+    """Where a read that found nothing on the replica looks again (the primary), or None
+    when reads already go to the primary."""
+    return shared_connection if config.database_reader_url() is not None else None
+
+
 def close_shared_connection() -> None:
-    global _shared  # noqa: PLW0603
-    if _shared is not None:
-        _shared.close()
-        _shared = None
+    global _shared, _reader  # noqa: PLW0603
+    for conn in (_shared, _reader):
+        if conn is not None:
+            conn.close()
+    _shared = _reader = None
 
 
 @contextlib.contextmanager

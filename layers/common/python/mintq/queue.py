@@ -251,6 +251,8 @@ def status(conn: Conn) -> dict[str, Any]:
         "worker": worker_state(conn),
         "paused": settings.worker_paused,
         "apiClosed": settings.api_closed,
+        # How stale these figures may be: a read replica's replay lag (0 on the primary).
+        "replicaLagSeconds": round(float((db.one(conn, "replica_lag") or {}).get("seconds") or 0), 3),
     }
 
 
@@ -284,9 +286,24 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def payer_requests(
-    conn: Conn, address: str, *, limit: int | None = None, cursor: str | None = None
+    conn: Conn,
+    address: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    primary: Callable[[], Conn] | None = None,
 ) -> dict[str, Any]:
-    """``GET /queue/payer/{address}``: the payer's requests, newest first, one page at a time."""
+    """``GET /queue/payer/{address}``: the payer's requests, newest first, one page at a time.
+
+    A page that comes back empty from a read replica (``conn``) is read again on ``primary()``.
+    """
+    page = _payer_page(conn, address, limit=limit, cursor=cursor)
+    if not page["requests"] and primary is not None:
+        page = _payer_page(primary(), address, limit=limit, cursor=cursor)
+    return page
+
+
+def _payer_page(conn: Conn, address: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
     payer = addresses.parse(address)
     page = PAYER_PAGE_DEFAULT if limit is None else limit
     if not 1 <= page <= PAYER_PAGE_MAX:
@@ -313,9 +330,23 @@ def parse_queue_id(value: str) -> uuid.UUID:
         raise errors.InvalidQueueId(f"queueId must be a UUID, not {value[:64]!r}") from exc
 
 
-def item(conn: Conn, queue_id: str) -> dict[str, Any]:
-    """``GET /queue/item/{queueId}``: one request's public state."""
+def item(conn: Conn, queue_id: str, *, primary: Callable[[], Conn] | None = None) -> dict[str, Any]:
+    """``GET /queue/item/{queueId}``: one request's public state.
+
+    ``conn`` may be a read replica's: what it does not have yet (a request enqueued a moment
+    ago) is looked up again on ``primary()``, so a request just accepted is never a 404.
+    Raises ``errors.InvalidQueueId`` or ``errors.NotFound``.
+    """
     ident = parse_queue_id(queue_id)
+    try:
+        return _item(conn, ident)
+    except errors.NotFound:
+        if primary is None:
+            raise
+        return _item(primary(), ident)
+
+
+def _item(conn: Conn, ident: uuid.UUID) -> dict[str, Any]:
     row = db.one(conn, "queue_item", {"id": ident}) or db.one(conn, "archived_item", {"id": ident})
     if row is None:
         # A payment still settling has reserved its queueId before its request exists.

@@ -603,3 +603,11 @@ SELECT id, signer_address, nonce, status::text AS status, mint_count, batch_tx_h
  WHERE %(status)s::text IS NULL OR status::text = %(status)s::text
  ORDER BY created_at DESC
  LIMIT %(limit)s;
+
+-- name: replica_lag
+-- Seconds a read replica's data may be behind its primary: 0 on a primary or a replica that
+-- has replayed everything it received, else the age of the last transaction it replayed.
+SELECT CASE WHEN NOT pg_is_in_recovery() THEN 0
+            WHEN pg_last_wal_receive_lsn() IS NOT DISTINCT FROM pg_last_wal_replay_lsn() THEN 0
+            ELSE coalesce(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)
+       END::float8 AS seconds;
