@@ -1,0 +1,122 @@
+"""Retention under load: enqueue latency while a cleanup deletes 1M old rows, against the same
+enqueue without it, in one run on one database.
+
+    .venv/bin/python bench/retention.py [--old-rows 1000000] [--requests 3000] [--out FILE]
+
+The cleanup is ``mintq cleanup``'s own code (``retention.delete_expired``: chunks of 5,000 rows,
+each its own short transaction) on its own connection; the enqueue is the real POST /mint
+handler in process. Target: enqueue p99 with the cleanup running ≤ 2 × its p99 without.
+Prints JSON; ``bench/run.py --only retention`` runs the same section.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import api
+from bench.common import ROOT, Databases, latency_summary, log, progress, quiet_stdout
+from devstack.lambdas import FakeContext, load_handler
+from mintq import db, retention
+from tests.support.events import http_event
+
+
+def prefill_old_completed(url: str, rows: int) -> None:
+    """``rows`` completed requests finished 40 days ago (past the default 30-day retention)."""
+    api._prefill(
+        url,
+        rows,
+        "prefill: old completed rows",
+        "INSERT INTO mint_queue (payer_address, payment_type, enqueue_position, status, processed_at)"
+        " SELECT '0x' || left(encode(sha256(convert_to('old-' || (g %% 200000), 'UTF8')), 'hex'), 40),"
+        "        'free', g, 'completed', now() - interval '40 days' + make_interval(secs => g / 1000.0)"
+        "   FROM generate_series(%(lo)s::bigint, %(hi)s::bigint) g",
+        {},
+    )
+
+
+def _enqueue(n: int, label: str, keep_going: threading.Event | None = None) -> list[float]:
+    """Latencies (s) of ``n`` POST /mint through the handler; with ``keep_going``, at least ``n``
+    and on until the event is cleared (so every sample overlaps the cleanup)."""
+    handler = load_handler(ROOT / "functions" / "enqueue")
+    ctx = FakeContext(function_name="bench", timeout_s=3600)
+    times: list[float] = []
+    bar = progress(n, f"enqueue ({label})", "req")
+    with quiet_stdout():
+        while len(times) < n or (keep_going is not None and keep_going.is_set()):
+            event = http_event("POST", "/mint", body={"payer": api.random_payers(1)[0]})
+            t = time.perf_counter()
+            result = handler(event, ctx)
+            times.append(time.perf_counter() - t)
+            if result["statusCode"] != 202:
+                raise RuntimeError(f"POST /mint: HTTP {result['statusCode']}: {result.get('body')}")
+            bar.update(1)
+    bar.close()
+    return times
+
+
+def measure(url: str, *, old_rows: int, requests: int) -> dict[str, Any]:
+    api.use_database(url)
+    api.max_out_payer_cap(url)
+    prefill_old_completed(url, old_rows)
+    _enqueue(200, "warm-up")
+    quiet = latency_summary(sorted(_enqueue(requests, "no cleanup")))
+    running = threading.Event()
+    running.set()
+    outcome: dict[str, Any] = {}
+
+    def cleanup() -> None:
+        started = time.monotonic()
+        with db.connect(url, application_name="mintq-bench-retention") as conn:
+            outcome["deleted"] = retention.delete_expired(conn, older_than_days=30)
+        outcome["seconds"] = round(time.monotonic() - started, 2)
+        running.clear()
+
+    log(f"retention: deleting {old_rows:,} old rows while enqueueing")
+    worker = threading.Thread(target=cleanup, name="cleanup")
+    worker.start()
+    during = _enqueue(requests, "during cleanup", keep_going=running)
+    worker.join()
+    loaded = latency_summary(sorted(during))
+    return {
+        "old_rows": old_rows,
+        "cleanup_deleted": outcome.get("deleted"),
+        "cleanup_seconds": outcome.get("seconds"),
+        "enqueue_without_cleanup": quiet,
+        "enqueue_during_cleanup": loaded | {"requests": len(during)},
+        "p99_ratio": round(loaded["p99_ms"] / quiet["p99_ms"], 3),
+        "target_p99_ratio": 2.0,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--old-rows", type=int, default=1_000_000)
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    dbs = Databases()
+    try:
+        result = {"command": shlex.join(sys.orig_argv)} | measure(
+            dbs.create("retention"), old_rows=args.old_rows, requests=args.requests
+        )
+    finally:
+        api.use_database("")
+        dbs.close()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
