@@ -5,7 +5,7 @@ enqueue without it, in one run on one database.
 
 The cleanup is ``mintq cleanup``'s own code (``retention.delete_expired``: chunks of 5,000 rows,
 each its own short transaction) on its own connection; the enqueue is the real POST /mint
-handler in process. Target: enqueue p99 with the cleanup running ≤ 2 × its p99 without.
+handler in process. Target: enqueue p99 with the cleanup running at most 2x its p99 without.
 Prints JSON; ``bench/run.py --only retention`` runs the same section.
 """
 

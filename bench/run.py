@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import api, coldstart, drain
+from bench import api, coldstart, drain, retention
 from bench.common import ROOT, Databases, log, machine
 from devstack import anvil
 
-SECTIONS = ("drain", "enqueue", "status", "coldstart")
+SECTIONS = ("drain", "enqueue", "status", "retention", "coldstart")
 RESULTS = ROOT / "bench" / "results"
 
 QUICK = {
@@ -42,6 +42,7 @@ QUICK = {
     "enqueue_requests": 1000,
     "status_requests": 500,
     "import_runs": 3,
+    "retention_rows": 200_000,
 }
 
 
@@ -88,6 +89,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     g.add_argument(
         "--status-requests", type=int, default=2000, help="requests per status endpoint (default 2000)"
+    )
+    g = p.add_argument_group("retention")
+    g.add_argument(
+        "--retention-rows", type=int, default=1_000_000, help="old rows the cleanup deletes (default 1000000)"
     )
     g = p.add_argument_group("cold start")
     g.add_argument("--import-runs", type=int, default=7, help="fresh interpreters per function (default 7)")
@@ -186,6 +191,15 @@ def run_api(args: argparse.Namespace, dbs: Databases, sections: list[str]) -> di
         api.use_database("")
         dbs.drop(url)
     return out
+
+
+def run_retention(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
+    url = dbs.create("retention")
+    try:
+        return retention.measure(url, old_rows=args.retention_rows, requests=args.enqueue_requests)
+    finally:
+        api.use_database("")
+        dbs.drop(url)
 
 
 def run_coldstart(args: argparse.Namespace) -> dict[str, Any]:
@@ -339,6 +353,19 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
                 )
         if "packages_error" in c:
             rows.append(("cold start", "sam build", "failed (see JSON)", "", ""))
+    r = s.get("retention")
+    if r and "error" not in r:
+        ratio = r["p99_ratio"]
+        rows.append(
+            (
+                "retention",
+                f"enqueue p99 while a cleanup deletes {r['cleanup_deleted']:,} rows / without",
+                f"{r['enqueue_during_cleanup']['p99_ms']:.2f} / {r['enqueue_without_cleanup']['p99_ms']:.2f} ms"
+                f" = {ratio:.2f}x",
+                "<= 2x",
+                _verdict(ratio <= r["target_p99_ratio"]),
+            )
+        )
     for name, sec in s.items():
         if "error" in sec:
             rows.append((name, "ERROR", sec["error"].splitlines()[0][:80], "", ""))
@@ -409,6 +436,8 @@ def main(argv: list[str]) -> int:
                     "error": api_meta.get("error", "not measured")
                 }
                 result["sections"][name]["seconds_enqueue_and_status"] = api_meta["seconds"]
+        if "retention" in args.sections:
+            _section(result, "retention", lambda: run_retention(args, dbs))
         if "coldstart" in args.sections:
             _section(result, "coldstart", lambda: run_coldstart(args))
     finally:
