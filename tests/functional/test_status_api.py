@@ -66,7 +66,17 @@ def test_status_reports_counts_recent_batches_and_live_settings(database_url: st
     set_setting("batch_interval_seconds", 7)
     status, body = get("/queue/status", "/queue/status")
     assert status == 200
-    assert set(body) == {"stats", "recentBatches", "batchInterval", "maxBatchSize", "worker"}
+    assert set(body) == {
+        "stats",
+        "recentBatches",
+        "batchInterval",
+        "maxBatchSize",
+        "worker",
+        "paused",
+        "apiClosed",
+        "replicaLagSeconds",
+    }
+    assert (body["paused"], body["apiClosed"], body["replicaLagSeconds"]) == (False, False, 0)
     assert body["batchInterval"] == 7
     assert body["maxBatchSize"] == 120
     stats = body["stats"]
