@@ -31,6 +31,7 @@ EXPECTED_TIMEOUTS = {
     "StatusFunction": 10,
     "BatchFunction": 300,
     "MigrateFunction": 120,
+    "RetentionFunction": 900,
 }
 
 
@@ -137,9 +138,14 @@ def _schedules(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
+def _batch_schedule(template: dict[str, Any]) -> dict[str, Any]:
+    (schedule,) = [props for name, props in _schedules(template) if name == "BatchFunction"]
+    return schedule
+
+
 def test_batch_is_scheduled_at_most_once_a_minute(template: dict[str, Any]) -> None:
     schedules = _schedules(template)
-    assert [name for name, _ in schedules] == ["BatchFunction"]
+    assert sorted(name for name, _ in schedules) == ["BatchFunction", "RetentionFunction"]
     for _, props in schedules:
         expression = props["ScheduleExpression"]
         if expression.startswith("cron("):
@@ -162,13 +168,12 @@ def test_batch_ticks_are_never_retried(template: dict[str, Any]) -> None:
     invoke_config = batch["EventInvokeConfig"]
     assert invoke_config["MaximumRetryAttempts"] == 0
     assert invoke_config["MaximumEventAgeInSeconds"] <= 120
-    ((_, schedule),) = _schedules(template)
+    schedule = _batch_schedule(template)
     assert schedule.get("RetryPolicy", {}).get("MaximumRetryAttempts") == 0
 
 
 def test_batch_schedule_payload_matches_the_sample_event(template: dict[str, Any]) -> None:
-    ((_, schedule),) = _schedules(template)
-    payload = json.loads(schedule["Input"])
+    payload = json.loads(_batch_schedule(template)["Input"])
     sample = json.loads((EVENTS_DIR / "batch.json").read_text(encoding="utf-8"))
     assert set(payload) == set(sample)
     assert sample["source"] == payload["source"]
@@ -179,6 +184,14 @@ def test_batch_reserved_concurrency_is_one_by_default_and_can_be_omitted(templat
     params = _defaults(template)
     assert int(_resolve(reserved, template, params)) == 1
     assert _resolve(reserved, template, {**params, "BatchReservedConcurrency": "0"}) is None
+
+
+def test_retention_runs_daily_and_is_never_retried(template: dict[str, Any]) -> None:
+    (schedule,) = [props for name, props in _schedules(template) if name == "RetentionFunction"]
+    minute, hour, *rest = schedule["ScheduleExpression"].removeprefix("cron(").removesuffix(")").split()
+    assert minute.isdigit() and hour.isdigit() and rest[:3] == ["*", "*", "?"], "once a day"
+    assert schedule["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    assert _functions(template)["RetentionFunction"]["EventInvokeConfig"]["MaximumRetryAttempts"] == 0
 
 
 def test_only_the_batch_worker_is_singleton(template: dict[str, Any]) -> None:
