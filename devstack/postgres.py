@@ -99,6 +99,7 @@ _embedded_refs: dict[Path, int] = {}
 def _start_embedded(pgdata: Path) -> Server:
     try:
         from pgserver.postgres_server import get_server
+        from pgserver.utils import PostmasterInfo
     except ImportError as exc:
         raise PostgresUnavailable(
             "No PostgreSQL found: DATABASE_URL is unset, nothing answers at 127.0.0.1:5432, and the "
@@ -125,6 +126,12 @@ def _start_embedded(pgdata: Path) -> Server:
             _embedded_refs[pgdata] -= 1
             if _embedded_refs[pgdata] == 0:
                 del _embedded_refs[pgdata]
+                # pgserver stops the postmaster it saw at start and skips the stop when that process
+                # is gone; a server restarted since (crash recovery, pg_ctl restart) would outlive us.
+                # Tell it which postmaster runs on this data directory now.
+                running = PostmasterInfo.read_from_pgdata(pgdata)
+                if running is not None and running.is_running():
+                    handle._postmaster_info = running
                 handle.cleanup()
 
     return Server(admin_url=admin_url, kind="embedded", _stop=stop)
@@ -151,9 +158,18 @@ def database_url(url: str, name: str) -> str:
     return make_conninfo(url, dbname=name)
 
 
-def _admin_connect(admin_url: str) -> psycopg.Connection[Any]:
-    # CREATE/DROP DATABASE cannot run inside a transaction block.
+def admin_connection(admin_url: str) -> psycopg.Connection[Any]:
+    """An autocommit session on the maintenance database (CREATE/DROP/ALTER DATABASE cannot run
+    inside a transaction block)."""
     return psycopg.connect(admin_url, autocommit=True, connect_timeout=10)
+
+
+def terminate_sessions(conn: psycopg.Connection[Any], name: str) -> None:
+    """End every session on database ``name`` but ours (a database in use cannot be renamed or dropped)."""
+    conn.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+        (name,),
+    )
 
 
 def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
@@ -162,7 +178,7 @@ def _exists(conn: psycopg.Connection[Any], name: str) -> bool:
 
 def ensure_database(admin_url: str, name: str) -> str:
     """Create database ``name`` unless it exists; return its URL."""
-    with _admin_connect(admin_url) as conn:
+    with admin_connection(admin_url) as conn:
         if not _exists(conn, name):
             # A concurrent creator may win the race; the database then exists, which is all we want.
             with contextlib.suppress(psycopg.errors.DuplicateDatabase):
@@ -172,13 +188,9 @@ def ensure_database(admin_url: str, name: str) -> str:
 
 def drop_database(admin_url: str, name: str) -> None:
     """Drop ``name`` if it exists, disconnecting its sessions first."""
-    with _admin_connect(admin_url) as conn:
+    with admin_connection(admin_url) as conn:
         # WITH (FORCE) (PG13+) terminates sessions itself; the explicit terminate keeps older servers working.
-        conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        )
+        terminate_sessions(conn, name)
         force = conn.info.server_version >= 130000
         stmt = sql.SQL("DROP DATABASE IF EXISTS {}{}").format(
             sql.Identifier(name), sql.SQL(" WITH (FORCE)") if force else sql.SQL("")
@@ -188,7 +200,7 @@ def drop_database(admin_url: str, name: str) -> None:
 
 def clone_database(admin_url: str, template: str, name: str) -> str:
     """Create ``name`` as a copy of ``template`` (which must have no other sessions); return its URL."""
-    with _admin_connect(admin_url) as conn:
+    with admin_connection(admin_url) as conn:
         conn.execute(
             sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(template))
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from devstack.postgres import (
     ensure_database,
     resolve_server,
 )
+from tests.support.embedded_pg import crash_and_restart, postgres_processes
 
 
 def _local_up() -> bool:
@@ -161,3 +163,33 @@ def test_embedded_server_when_forced(monkeypatch: pytest.MonkeyPatch, tmp_path: 
         second.stop()
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(second.admin_url, connect_timeout=2).close()
+
+
+@pytest.mark.slow
+def test_an_embedded_server_restarted_behind_its_handle_is_stopped_by_its_last_user(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The fault suite crashes and restarts its embedded server; stopping it afterwards must stop
+    the server that runs then, not only the one that ran first (a suite stops what it starts)."""
+    pytest.importorskip("pgserver")
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    monkeypatch.setenv("MINTQ_PG", "embedded")
+    server = resolve_server(tmp_path)
+    pgdata = (tmp_path / "pgdata").resolve()
+    try:
+        first = postgres_processes(pgdata)
+        assert first, "the embedded server should be running"
+        crash_and_restart(pgdata)
+        restarted = postgres_processes(pgdata)
+        assert restarted and not set(first) & set(restarted), "the restart should be a new server"
+        # As in the fault suite, where a whole test runs after the restart: the crashed server is
+        # reaped by then (a zombie would still look alive to pgserver and hide the fault).
+        deadline = time.monotonic() + 10
+        while any(Path(f"/proc/{pid}").exists() for pid in first) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    deadline = time.monotonic() + 10
+    while postgres_processes(pgdata) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert postgres_processes(pgdata) == []

@@ -31,6 +31,7 @@ from tests.support.chain import (
     statuses,
     take_nonce,
 )
+from tests.support.embedded_pg import crash_and_restart
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.worker_process import WorkerProcess, application_name, spawn
 
@@ -425,24 +426,6 @@ def embedded_pg(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[post
         server = postgres.resolve_server(state_dir)
     yield server, (state_dir / "pgdata").resolve()
     server.stop()
-
-
-def crash_and_restart(pgdata: Path) -> None:
-    """``pg_ctl stop -m immediate`` (a crash: no checkpoint, WAL recovery on start), then start."""
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-    from pgserver.postgres_server import PostgresServer
-
-    handle = PostgresServer._instances[pgdata]
-    info = handle.get_postmaster_info()
-    pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=handle.pgdata, user=handle.system_user)
-    pg_ctl(
-        ["-w", "-o", '-h ""', "-o", f"-k {info.socket_dir}", "-l", str(handle.log), "start"],
-        pgdata=handle.pgdata,
-        user=handle.system_user,
-        timeout=30,
-    )
-    log = Path(handle.log).read_text(errors="replace")
-    assert "automatic recovery in progress" in log, "the restart did not go through crash recovery"
 
 
 @pytest.mark.parametrize("point", ["after_record", "mid_record"])
