@@ -1,13 +1,16 @@
 """``make dev``: the whole of mintq on one machine, in the foreground.
 
 PostgreSQL (``DATABASE_URL``, else 127.0.0.1:5432, else an embedded server), a chain
-(``RPC_URL``, else anvil with 1-second blocks) with MintToken deployed (unless
-``TOKEN_ADDRESS``), the API on http://127.0.0.1:3000 serving the Lambda handlers with
-API Gateway events, and the batch function invoked the way EventBridge would.
+(``RPC_URL``, else anvil with 1-second blocks under Base Sepolia's chain id 84532, so x402 v1
+clients, which only know a fixed list of networks, can pay it) with MintToken deployed (unless
+``TOKEN_ADDRESS``), the API on http://127.0.0.1:3000 serving the Lambda handlers with API
+Gateway events, and the batch function invoked the way EventBridge would.
 
-Restarting on the same database and chain resumes where it stopped, even after
-``kill -9``: anvil runs in its own session and is adopted again, the token is found
-from ``.local/stack.json``, and the batch worker reconciles whatever was in flight.
+Restarting resumes where it stopped, even after ``kill -9``: anvil runs in its own session
+and is adopted again (or reloads its state file), the token is found from the stack file, and
+the batch worker reconciles whatever was in flight. The database is the one made for this
+chain (``devstack.chain_database``): a fresh chain gets a fresh database, never one whose
+recorded nonces it has not reached.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from devstack import anvil, contracts, lambdas, postgres
+from devstack import anvil, chain_database, contracts, lambdas, postgres, x402_stack
 from devstack.http import Route, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-STATE_DIR = REPO_ROOT / ".local"
-STACK_FILE = STATE_DIR / "stack.json"
-ANVIL_FILE = STATE_DIR / "anvil.json"
+DEFAULT_STATE_DIR = REPO_ROOT / ".local"
 DEV_DATABASE = "mintq_dev"
+#: Base Sepolia's chain id: x402 v1 clients sign only for networks in their fixed table (local
+#: chains are not in it), and a payment is bound to its chain id (EIP-712 domain).
+LOCAL_CHAIN_ID = 84532
 BATCH_TIMEOUT_S = 300  # the template's BatchFunction timeout
 
 log = logging.getLogger("devstack")
@@ -60,24 +64,15 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def start_database() -> tuple[postgres.Server, str]:
-    server = postgres.resolve_server(STATE_DIR)
-    url = (
-        server.admin_url if server.kind == "env" else postgres.ensure_database(server.admin_url, DEV_DATABASE)
-    )
-    from mintq import migrations
-
-    applied = migrations.apply(url)
-    log.info("postgres (%s) ready; migrations applied now: %s", server.kind, applied or "none")
-    return server, url
-
-
-def start_chain(rpc_port: int, block_time: float) -> tuple[str, anvil.Anvil | None, int | None]:
+def start_chain(
+    state_dir: Path, rpc_port: int, block_time: float, chain_id: int
+) -> tuple[str, anvil.Anvil | None, int | None]:
     """Returns the RPC URL, the node we started (to stop on exit) and an adopted anvil's pid."""
     url = _env("RPC_URL")
     if url:
         return url, None, None
-    previous = _read_json(ANVIL_FILE)
+    anvil_file = state_dir / "anvil.json"
+    previous = _read_json(anvil_file)
     pid, port = previous.get("pid"), previous.get("port")
     if isinstance(pid, int) and isinstance(port, int) and _pid_alive(pid):
         url = f"http://127.0.0.1:{port}"
@@ -87,26 +82,31 @@ def start_chain(rpc_port: int, block_time: float) -> tuple[str, anvil.Anvil | No
     node = anvil.start_anvil(
         port=rpc_port,
         block_time=block_time,
-        state_path=STATE_DIR / "anvil-state.json",
+        chain_id=chain_id,
+        state_path=state_dir / "anvil-state.json",
         new_session=True,  # survives a kill -9 of this process, to be adopted on restart
-        log_path=STATE_DIR / "anvil.log",
+        log_path=state_dir / "anvil.log",
     )
     if node.process is not None:
-        ANVIL_FILE.write_text(json.dumps({"pid": node.process.pid, "port": node.port}))
+        anvil_file.write_text(json.dumps({"pid": node.process.pid, "port": node.port}))
     return node.rpc_url, node, None
 
 
-def ensure_token(w3: Web3, signer_key: str, chain_id: int) -> str:
+def start_database(server: postgres.Server, name: str, identity: chain_database.ChainIdentity) -> str:
+    url = chain_database.bind_database(server, name, identity)
+    from mintq import migrations
+
+    applied = migrations.apply(url)
+    log.info("postgres (%s) ready; migrations applied now: %s", server.kind, applied or "none")
+    return url
+
+
+def ensure_token(w3: Web3, signer_key: str, previous: dict[str, Any]) -> str:
     given = _env("TOKEN_ADDRESS")
     if given:
         return Web3.to_checksum_address(given)
-    previous = _read_json(STACK_FILE)
     known = previous.get("token_address")
-    if (
-        isinstance(known, str)
-        and previous.get("chain_id") == chain_id
-        and w3.eth.get_code(Web3.to_checksum_address(known))
-    ):
+    if isinstance(known, str) and w3.eth.get_code(Web3.to_checksum_address(known)):
         return Web3.to_checksum_address(known)
     minter = Account.from_key(signer_key).address
     address = contracts.deploy_mint_token(w3, signer_key, minter=minter)
@@ -114,64 +114,14 @@ def ensure_token(w3: Web3, signer_key: str, chain_id: int) -> str:
     return str(address)
 
 
-#: x402 mode: the test USDC's price per mint (0.01 USDC) and who is funded with it.
-X402_PRICE = 10_000
-X402_FUNDED_ACCOUNTS = range(1, 10)
-X402_FUND_AMOUNT = 1_000 * 10**6
-FACILITATOR_PORT = 4022
-#: anvil's account 8 settles payments: never the minter (account 0), so their nonces never collide.
-FACILITATOR_ACCOUNT = 8
-
-
-def start_x402(w3: Web3, rpc_url: str, chain_id: int, deployer_key: str) -> tuple[dict[str, str], Any]:
-    """Deploy (or find) the EIP-3009 test USDC, fund accounts 1-9, start the local facilitator."""
-    from devstack import facilitator
-
-    previous = _read_json(STACK_FILE)
-    known = previous.get("payment_asset")
-    if (
-        isinstance(known, str)
-        and previous.get("chain_id") == chain_id
-        and w3.eth.get_code(Web3.to_checksum_address(known))
-    ):
-        asset = Web3.to_checksum_address(known)
-    else:
-        asset = contracts.deploy(w3, "TestUSDC", [], deployer_key)
-        log.info("deployed TestUSDC at %s", asset)
-    usdc = w3.eth.contract(address=asset, abi=contracts.load_artifact("TestUSDC")["abi"])
-    for index in X402_FUNDED_ACCOUNTS:
-        holder = Account.from_key(anvil.dev_private_key(index)).address
-        if usdc.functions.balanceOf(holder).call() < X402_FUND_AMOUNT // 2:
-            contracts.transact(w3, usdc.functions.mint(holder, X402_FUND_AMOUNT), deployer_key)
-    facilitator.install_multicall3(rpc_url)
-    network = f"eip155:{chain_id}"
-    v1_network = config_v1_network(chain_id) or facilitator.register_local_v1_network(chain_id)
-    server = facilitator.Facilitator(
-        rpc_url=rpc_url,
-        private_key=anvil.dev_private_key(FACILITATOR_ACCOUNT),
-        network=network,
-        v1_network=v1_network,
-        port=FACILITATOR_PORT,
-    )
-    pay_to = _env("PAY_TO") or Account.from_key(anvil.dev_private_key(9)).address
-    log.info("x402: facilitator %s settles from %s; payTo %s", server.url, server.address, pay_to)
-    env = {
-        "MINTQ_X402_PRICE": str(X402_PRICE),
-        "MINTQ_X402_PAY_TO": pay_to,
-        "MINTQ_X402_ASSET": asset,
-        "MINTQ_X402_NETWORK": network,
-        "MINTQ_X402_V1_NETWORK": v1_network,
-        "MINTQ_X402_ASSET_NAME": "USDC",
-        "MINTQ_X402_ASSET_VERSION": "2",
-        "MINTQ_X402_FACILITATOR_URL": server.url,
-    }
-    return env, server
-
-
-def config_v1_network(chain_id: int) -> str | None:
-    from mintq import config
-
-    return config.V1_NETWORK_NAMES.get(chain_id)
+def handler_environment(stack: dict[str, Any]) -> dict[str, str]:
+    """The ``MINTQ_*`` variables every handler of this stack reads, without the signer key: a
+    ``python -m devstack.worker`` beside the stack applies them from the stack file."""
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name.startswith("MINTQ_") and not name.endswith(("PRIVATE_KEY", "PRIVATE_KEYS"))
+    } | {"MINTQ_DATABASE_URL": str(stack["database_url"])}
 
 
 def batch_schedule(stop: threading.Event) -> None:
@@ -188,33 +138,66 @@ def batch_schedule(stop: threading.Event) -> None:
             stop.wait(5)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(_env("PORT") or 3000))
-    parser.add_argument("--rpc-port", type=int, default=8545)
+    parser.add_argument("--port", type=int, default=int(_env("PORT") or 3000), help="the API's port")
+    parser.add_argument("--rpc-port", type=int, default=8545, help="anvil's port")
+    parser.add_argument(
+        "--facilitator-port",
+        type=int,
+        default=x402_stack.DEFAULT_FACILITATOR_PORT,
+        help="the local x402 facilitator's port (0: a free one)",
+    )
+    parser.add_argument(
+        "--chain-id", type=int, default=LOCAL_CHAIN_ID, help="anvil's chain id (a fresh chain only)"
+    )
     parser.add_argument("--block-time", type=float, default=1.0)
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=DEFAULT_STATE_DIR,
+        help="where the stack keeps stack.json, anvil's state and the embedded PostgreSQL",
+    )
+    parser.add_argument(
+        "--database-name",
+        default=_env("DEV_DATABASE") or DEV_DATABASE,
+        help="the database on a local or embedded PostgreSQL (ignored with DATABASE_URL)",
+    )
     parser.add_argument(
         "--no-worker",
         action="store_true",
         help="serve the API only (run workers yourself: python -m devstack.worker)",
     )
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    STATE_DIR.mkdir(exist_ok=True)
+    state_dir: Path = args.state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    stack_file = state_dir / "stack.json"
     sys.path.insert(0, str(REPO_ROOT / "layers" / "common" / "python"))
 
-    server, database_url = start_database()
-    rpc_url, node, adopted_pid = start_chain(args.rpc_port, args.block_time)
+    server = postgres.resolve_server(state_dir)
+    rpc_url, node, adopted_pid = start_chain(state_dir, args.rpc_port, args.block_time, args.chain_id)
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     chain_id = int(w3.eth.chain_id)
+    identity = chain_database.ChainIdentity(chain_id, anvil.genesis_hash(rpc_url))
+    database_url = start_database(server, args.database_name, identity)
+    previous = _read_json(stack_file)
+    if (previous.get("chain_id"), previous.get("genesis_hash")) != (chain_id, identity.genesis_hash):
+        previous = {}  # made for another chain: nothing in it exists on this one
     signer_key = _env("SIGNER_PRIVATE_KEY") or anvil.dev_private_key(0)
     signer_address = Account.from_key(signer_key).address
-    token = ensure_token(w3, signer_key, chain_id)
+    token = ensure_token(w3, signer_key, previous)
     payment_mode = _env("PAYMENT_MODE") or "free"
     x402_env: dict[str, str] = {}
     facilitator_server: Any = None
     if payment_mode == "x402":
-        x402_env, facilitator_server = start_x402(w3, rpc_url, chain_id, signer_key)
+        x402_env, facilitator_server = x402_stack.start_x402(
+            w3, rpc_url, chain_id, signer_key, previous=previous, facilitator_port=args.facilitator_port
+        )
 
     os.environ.update(
         {
@@ -248,14 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_worker:
         threading.Thread(target=batch_schedule, args=(stop,), name="batch", daemon=True).start()
 
-    stack = {
+    stack: dict[str, Any] = {
         "api_url": api.url,
         "rpc_url": rpc_url,
         "chain_id": chain_id,
+        "genesis_hash": identity.genesis_hash,
         "token_address": token,
         "database_url": database_url,
         "signer_address": signer_address,
-        "payment_mode": os.environ["MINTQ_PAYMENT_MODE"],
+        "payment_mode": payment_mode,
     }
     if x402_env:
         stack |= {
@@ -266,13 +250,10 @@ def main(argv: list[str] | None = None) -> int:
             "v1_network": x402_env["MINTQ_X402_V1_NETWORK"],
             "facilitator_url": x402_env["MINTQ_X402_FACILITATOR_URL"],
         }
-    STACK_FILE.write_text(json.dumps(stack, indent=2) + "\n")
-    sample = Account.from_key(anvil.dev_private_key(1)).address
-    if x402_env:
-        print(f"mintq (x402) is up at {api.url} — try: python examples/x402_mint.py", flush=True)
+    stack["environment"] = handler_environment(stack)
+    stack_file.write_text(json.dumps(stack, indent=2) + "\n")
     print(
-        f"mintq is up at {api.url} — try: curl -s -X POST {api.url}/mint "
-        f"-H 'content-type: application/json' -d '{{\"payer\": \"{sample}\"}}'",
+        ready_line(stack, chain_database.nonce_refusal(database_url, w3, chain_id, signer_address)),
         flush=True,
     )
 
@@ -295,9 +276,23 @@ def main(argv: list[str] | None = None) -> int:
             if not _pid_alive(adopted_pid):
                 break
             time.sleep(0.1)
-    ANVIL_FILE.unlink(missing_ok=True)
+    (state_dir / "anvil.json").unlink(missing_ok=True)
     server.stop()
     return 0
+
+
+def ready_line(stack: dict[str, Any], refusal: str | None) -> str:
+    """The one line ``make dev`` prints when it is up: how to try it, or why it will not mint."""
+    url = stack["api_url"]
+    if refusal:
+        return f"mintq is up at {url}, but its batch worker REFUSES TO SEND and nothing will be minted: {refusal}"
+    if stack["payment_mode"] == "x402":
+        return f"mintq (x402) is up at {url} — try: .venv/bin/python examples/x402_mint.py"
+    sample = Account.from_key(anvil.dev_private_key(1)).address
+    return (
+        f"mintq is up at {url} — try: curl -s -X POST {url}/mint "
+        f"-H 'content-type: application/json' -d '{{\"payer\": \"{sample}\"}}'"
+    )
 
 
 if __name__ == "__main__":

@@ -87,6 +87,15 @@ def rpc_alive(url: str) -> bool:
     return True
 
 
+def genesis_hash(url: str) -> str:
+    """The hash of block 0 (0x hex): it names one chain. A fresh anvil gets a new one (its genesis
+    carries the start time); an anvil restarted from its ``--state`` file keeps it."""
+    block = _rpc(url, "eth_getBlockByNumber", ["0x0", False], timeout=10.0)
+    if not isinstance(block, dict) or not isinstance(block.get("hash"), str):
+        raise AnvilError(f"{url} has no block 0")
+    return str(block["hash"])
+
+
 def _ensure_port_free(port: int) -> None:
     # Otherwise an already-running node on the port would answer the readiness probe and be taken for ours.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -151,6 +160,7 @@ def start_anvil(
     block_time: float | None = None,
     gas_limit: int = 30_000_000,
     accounts: int = 10,
+    chain_id: int = DEV_CHAIN_ID,
     state_path: Path | None = None,
     new_session: bool = False,
     log_path: Path | None = None,
@@ -158,7 +168,8 @@ def start_anvil(
 ) -> Anvil:
     """Start anvil on 127.0.0.1 and wait until it answers JSON-RPC.
 
-    ``port=None`` picks a free port; ``block_time=None`` means automine (a block per transaction);
+    ``port=None`` picks a free port; ``chain_id`` is what ``eth_chainId`` answers;
+    ``block_time=None`` means automine (a block per transaction);
     ``state_path`` loads state from the file if it exists and dumps it on a graceful exit;
     ``new_session`` detaches anvil from our process group so it survives the parent being killed;
     ``log_path=None`` logs to a temporary file that ``stop()`` deletes (its tail is in any startup error).
@@ -175,7 +186,7 @@ def start_anvil(
         "--port",
         str(port),
         "--chain-id",
-        str(DEV_CHAIN_ID),
+        str(chain_id),
         "--mnemonic",
         DEV_MNEMONIC,
         "--accounts",

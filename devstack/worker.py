@@ -34,27 +34,39 @@ log = logging.getLogger("devstack.worker")
 
 
 def configure_environment(stack: dict[str, Any]) -> None:
-    """Set the MINTQ_* variables the batch handler reads, from the stack description."""
+    """Set the variables the batch handler reads, from the stack description: every ``MINTQ_*``
+    setting the stack's own handlers run with (``environment``: the payment mode and, in x402
+    mode, the price, asset, network and facilitator the reconciler needs), plus the signer key,
+    which the stack file never holds."""
     from devstack import anvil
 
     missing = [k for k in ("rpc_url", "token_address", "database_url", "chain_id") if not stack.get(k)]
     if missing:
         raise SystemExit(f"stack file lacks {', '.join(missing)}; is the local stack running?")
+    given = stack.get("environment")
+    if not isinstance(given, dict):  # a stack file from before it carried the environment
+        given = {"MINTQ_PAYMENT_MODE": str(stack.get("payment_mode") or "free")}
     key = os.environ.get("SIGNER_PRIVATE_KEY", "").strip() or anvil.dev_private_key(0)
     os.environ.update(
         {
+            **{str(name): str(value) for name, value in given.items()},
             "MINTQ_DATABASE_URL": str(stack["database_url"]),
             "MINTQ_RPC_URL": str(stack["rpc_url"]),
             "MINTQ_TOKEN_ADDRESS": str(stack["token_address"]),
             "MINTQ_CHAIN_ID": str(stack["chain_id"]),
             "MINTQ_SIGNER_PRIVATE_KEY": key,
-            "MINTQ_PAYMENT_MODE": str(stack.get("payment_mode") or "free"),
             "POWERTOOLS_SERVICE_NAME": "mintq",
             "POWERTOOLS_METRICS_NAMESPACE": "MintqLocal",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )
+    v1_network = stack.get("v1_network")
+    if isinstance(v1_network, str):
+        # A local v1 name (a chain outside x402's table) is known to the stack's process only.
+        from devstack.facilitator import register_local_v1_network
+
+        register_local_v1_network(int(stack["chain_id"]), v1_network)
 
 
 def main(argv: list[str] | None = None) -> int:
