@@ -92,13 +92,25 @@ def start_chain(
     return node.rpc_url, node, None
 
 
-def start_database(server: postgres.Server, name: str, identity: chain_database.ChainIdentity) -> str:
-    url = chain_database.bind_database(server, name, identity)
+def start_database(
+    server: postgres.Server, name: str, identity: chain_database.ChainIdentity, w3: Web3, signer: str
+) -> tuple[str, str | None]:
+    """The database made for this chain, migrated, and why the worker would refuse to send (if
+    it would: only a database given with DATABASE_URL, which is never renewed)."""
     from mintq import migrations
 
+    url = chain_database.bind_database(server, name, identity)
     applied = migrations.apply(url)
+    refusal = chain_database.nonce_refusal(url, w3, identity.chain_id, signer)
+    if refusal and server.can_create_databases:
+        # Same chain by its genesis, but a shorter history than the database remembers.
+        url = chain_database.bind_database(
+            server, name, identity, renew_because=f"records a history this chain does not have ({refusal})"
+        )
+        applied = migrations.apply(url)
+        refusal = chain_database.nonce_refusal(url, w3, identity.chain_id, signer)
     log.info("postgres (%s) ready; migrations applied now: %s", server.kind, applied or "none")
-    return url
+    return url, refusal
 
 
 def ensure_token(w3: Web3, signer_key: str, previous: dict[str, Any]) -> str:
@@ -184,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     chain_id = int(w3.eth.chain_id)
     identity = chain_database.ChainIdentity(chain_id, anvil.genesis_hash(rpc_url))
-    database_url = start_database(server, args.database_name, identity)
+    signer_key = _env("SIGNER_PRIVATE_KEY") or anvil.dev_private_key(0)
+    signer_address = Account.from_key(signer_key).address
+    database_url, refusal = start_database(server, args.database_name, identity, w3, signer_address)
     previous = _read_json(stack_file)
     if (previous.get("chain_id"), previous.get("genesis_hash")) != (chain_id, identity.genesis_hash):
         previous = {}  # made for another chain: nothing in it exists on this one
-    signer_key = _env("SIGNER_PRIVATE_KEY") or anvil.dev_private_key(0)
-    signer_address = Account.from_key(signer_key).address
     token = ensure_token(w3, signer_key, previous)
     payment_mode = _env("PAYMENT_MODE") or "free"
     x402_env: dict[str, str] = {}
@@ -253,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     stack["environment"] = handler_environment(stack)
     stack_file.write_text(json.dumps(stack, indent=2) + "\n")
     print(
-        ready_line(stack, chain_database.nonce_refusal(database_url, w3, chain_id, signer_address)),
+        ready_line(stack, refusal),
         flush=True,
     )
 

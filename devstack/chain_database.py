@@ -13,7 +13,10 @@ no table, no migration, and it goes wherever the database goes). On start:
 
 * same chain: the database is used as it is;
 * another chain, or a database from before this record: the stack's own database is renamed
-  aside (``<name>_<old genesis>``, nothing is dropped) and a fresh one takes its name;
+  aside (``<name>_<chain id>_<old genesis>_<unix time>``, nothing is dropped) and a fresh one
+  takes its name; the stack does the same when the database records nonces its own chain has
+  not reached (anvil reloaded an older state file after a hard stop: same genesis, shorter
+  history) — ``nonce_refusal`` below;
 * a database given with ``DATABASE_URL`` is never renamed: a mismatch is an error saying so.
 """
 
@@ -79,28 +82,30 @@ def _stamp(conn: psycopg.Connection[Any], name: str, identity: ChainIdentity) ->
     )
 
 
-def bind_database(server: postgres.Server, name: str, identity: ChainIdentity) -> str:
+def bind_database(
+    server: postgres.Server, name: str, identity: ChainIdentity, *, renew_because: str | None = None
+) -> str:
     """The URL of a database made for ``identity``'s chain: ``name`` on ``server``, created or
-    renewed as the module docstring says. For a ``DATABASE_URL`` server, ``name`` is ignored and
-    the given database is checked (``ChainMismatch`` if it records another chain) and stamped."""
+    renewed as the module docstring says (``renew_because``: set it aside even though it records
+    this chain, for that reason). For a ``DATABASE_URL`` server, ``name`` is ignored and the
+    given database is checked (``ChainMismatch`` if it records another chain) and stamped."""
     if not server.can_create_databases:
         return _check_given(server.admin_url, identity)
     with postgres.admin_connection(server.admin_url) as conn:
         exists, recorded = _recorded(conn, name)
-        if exists and recorded == identity:
+        if exists and recorded == identity and renew_because is None:
             return postgres.database_url(server.admin_url, name)
         if exists:
-            aside = f"{name}_{recorded.tag if recorded else 'unbound_' + str(int(time.time()))}"[:63]
+            # The time keeps names apart when one chain's database is set aside twice (a rollback).
+            aside = f"{name}_{recorded.tag if recorded else 'unbound'}_{int(time.time())}"[:63]
             postgres.terminate_sessions(conn, name)
             conn.execute(
                 sql.SQL("ALTER DATABASE {} RENAME TO {}").format(sql.Identifier(name), sql.Identifier(aside))
             )
             log.warning(
-                "database %s was made for %s, not for this %s (a fresh chain): kept it as %s,"
-                " and a fresh %s starts with this chain",
+                "database %s %s: kept it as %s, and a fresh %s starts with this chain",
                 name,
-                recorded or "an unrecorded chain",
-                identity,
+                renew_because or f"was made for {recorded or 'an unrecorded chain'}, not for this {identity}",
                 aside,
                 name,
             )

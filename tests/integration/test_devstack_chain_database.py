@@ -54,8 +54,24 @@ def test_a_database_stays_with_its_chain_and_a_fresh_chain_gets_a_fresh_one(
     assert bind_database(pg_server, dev_name, SECOND) == url  # same name, fresh database
     with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.UndefinedTable):
         conn.execute("SELECT v FROM mark")
-    aside = postgres.database_url(pg_server.admin_url, f"{dev_name}_{FIRST.tag}")
+    aside = _aside(pg_server, f"{dev_name}_{FIRST.tag}_")
     assert _mark(aside) == ["made on the first chain"], "the first chain's database is kept, not dropped"
+
+    # Same chain, but the database is ahead of it (anvil reloaded an older state file).
+    _mark(url, "ahead of the chain")
+    assert bind_database(pg_server, dev_name, SECOND, renew_because="records nonces the chain lacks") == url
+    with psycopg.connect(url) as conn, pytest.raises(psycopg.errors.UndefinedTable):
+        conn.execute("SELECT v FROM mark")
+    assert _mark(_aside(pg_server, f"{dev_name}_{SECOND.tag}_")) == ["ahead of the chain"]
+
+
+def _aside(pg_server: postgres.Server, prefix: str) -> str:
+    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (prefix,)
+        ).fetchall()
+    assert len(found) == 1, found
+    return postgres.database_url(pg_server.admin_url, found[0][0])
 
 
 def test_a_database_from_before_the_record_is_set_aside_too(
@@ -64,12 +80,7 @@ def test_a_database_from_before_the_record_is_set_aside_too(
     url = postgres.ensure_database(pg_server.admin_url, dev_name)  # what today's stacks left behind
     _mark(url, "unknown chain")
     assert bind_database(pg_server, dev_name, FIRST) == url
-    with psycopg.connect(pg_server.admin_url, autocommit=True) as conn:
-        aside = conn.execute(
-            "SELECT datname FROM pg_database WHERE starts_with(datname, %s)", (f"{dev_name}_unbound_",)
-        ).fetchall()
-    assert len(aside) == 1
-    assert _mark(postgres.database_url(pg_server.admin_url, aside[0][0])) == ["unknown chain"]
+    assert _mark(_aside(pg_server, f"{dev_name}_unbound_")) == ["unknown chain"]
 
 
 def test_a_given_database_of_another_chain_is_an_error_saying_so(

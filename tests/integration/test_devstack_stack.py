@@ -10,7 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,21 +230,34 @@ def _mint_once(stack: StackProcess, payer: str) -> dict[str, Any]:
     return wait_for_item(api, body["queueId"])
 
 
-def test_a_stack_started_again_on_the_same_postgresql_after_its_state_is_removed_mints_again(
+def test_a_stack_started_again_on_the_same_postgresql_on_a_fresh_or_shorter_chain_mints_again(
     tmp_path: Path, dev_database: str, stacks: list[StackProcess]
 ) -> None:
-    """``make dev``, stop, ``make clean`` (or a fresh clone), ``make dev``: a fresh chain at nonce
-    0 beside the database the first run left on the shared server."""
+    """``make dev`` again after a hard stop (anvil reloads an older state file) and after ``make
+    clean`` (or a fresh clone: a fresh chain at nonce 0), beside the database the earlier runs left
+    on the shared server: every run mints."""
     state = tmp_path / "local"
-    start: Callable[[], StackProcess] = lambda: start_stack(state, database_name=dev_database)  # noqa: E731
-    stacks.append(start())
-    first = _mint_once(stacks[-1], Account.create().address)
-    assert first["status"] == "completed", first
-    stacks[-1].stop()
-    shutil.rmtree(state)
 
-    stacks.append(start())
-    assert "REFUSES" not in stacks[-1].ready_line()
-    second = _mint_once(stacks[-1], Account.create().address)
-    assert second["status"] == "completed", second
-    assert "kept it as" in stacks[-1].log(), "the first chain's database is set aside, not dropped"
+    def start() -> StackProcess:
+        stacks.append(start_stack(state, database_name=dev_database))
+        assert "REFUSES" not in stacks[-1].ready_line()
+        return stacks[-1]
+
+    first = _mint_once(start(), Account.create().address)
+    assert first["status"] == "completed", first
+    stacks[-1].stop()  # Ctrl-C: anvil saves its state
+
+    again = start()  # the same chain: the same database, with the first mint in it
+    assert wait_for_item(again.stack()["api_url"], first["id"], timeout=5)["status"] == "completed"
+    assert _mint_once(again, Account.create().address)["status"] == "completed"
+    again.kill_hard()  # the second mint's nonce never reaches the state file
+
+    after_cut = start()
+    assert _mint_once(after_cut, Account.create().address)["status"] == "completed"
+    assert "records a history this chain does not have" in after_cut.log()
+    after_cut.stop()
+
+    shutil.rmtree(state)  # make clean, or a fresh clone
+    fresh = start()
+    assert _mint_once(fresh, Account.create().address)["status"] == "completed"
+    assert "kept it as" in fresh.log(), "the first chain's database is set aside, not dropped"

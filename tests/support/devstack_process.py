@@ -46,6 +46,21 @@ class StackProcess:
         data: dict[str, Any] = json.loads((self.state_dir / "stack.json").read_text())
         return data
 
+    def anvil_pid(self) -> int | None:
+        try:
+            return int(json.loads((self.state_dir / "anvil.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def kill_hard(self) -> None:
+        """A power cut: kill -9 the stack and its anvil, so anvil never saves its state."""
+        pid = self.anvil_pid()
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM (what Ctrl-C does) and wait; kill -9 if it hangs. Stops its anvil either way."""
         if self.proc.poll() is None:
@@ -56,12 +71,10 @@ class StackProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
         # anvil runs in its own session (to survive a kill -9 of the stack): never leave it behind.
-        try:
-            pid = json.loads((self.state_dir / "anvil.json").read_text())["pid"]
-        except (OSError, ValueError, KeyError):
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(int(pid), signal.SIGTERM)
+        pid = self.anvil_pid()
+        if pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
 
 def start_stack(
