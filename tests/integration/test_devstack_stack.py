@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,36 @@ def test_a_stack_started_again_on_the_same_postgresql_on_a_fresh_or_shorter_chai
     fresh = start()
     assert _mint_once(fresh, Account.create().address)["status"] == "completed"
     assert "kept it as" in fresh.log(), "the first chain's database is set aside, not dropped"
+
+
+def test_a_stack_whose_worker_will_refuse_to_send_says_so_in_its_ready_line_and_queue_status(
+    tmp_path: Path, database_url: str, conn: Any, stacks: list[StackProcess]
+) -> None:
+    """A database given with DATABASE_URL is never renewed: one that remembers this signer's nonce
+    37 as mined beside a fresh chain (from before databases recorded their chain) gets a worker
+    that refuses to reuse a nonce, and the user is told where they look first."""
+    signer = Account.from_key(anvil.dev_private_key(0)).address
+    conn.execute(
+        "INSERT INTO batch_mints (batch_tx_hash, mint_count, status, chain_id, signer_address, token_address,"
+        " nonce, gas_limit, max_fee_per_gas, max_priority_fee_per_gas)"
+        " VALUES (%s, 1, 'confirmed', 84532, %s, %s, 37, 100000, 1, 1)",
+        ("0x" + "37" * 32, signer, signer),
+    )
+    stacks.append(
+        start_stack(tmp_path / "stack", database_name="ignored", env={"DATABASE_URL": database_url})
+    )
+    line = stacks[0].ready_line()
+    assert "REFUSES TO SEND" in line and "nonce 37" in line, line
+
+    api = stacks[0].stack()["api_url"]
+    status, body, _ = http_json("POST", f"{api}/mint", {"payer": Account.create().address})
+    assert status == 202, body
+    deadline = time.monotonic() + 60
+    while True:
+        _, queue, _ = http_json("GET", f"{api}/queue/status")
+        if queue["worker"]["state"] == "refusing" or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert queue["worker"]["state"] == "refusing", queue
+    assert [s["code"] for s in queue["worker"]["signers"]] == ["nonce_conflict"], queue
+    assert "nonce 37" in queue["worker"]["reason"]

@@ -92,8 +92,9 @@ def start_stack(
     child = child_env()
     for name in ("DATABASE_URL", "RPC_URL", "TOKEN_ADDRESS", "SIGNER_PRIVATE_KEY", "PAY_TO", "PORT"):
         child.pop(name, None)  # the developer's settings are not this stack's
-    # The machine's server (127.0.0.1:5432), where the stack makes its own database.
-    child |= {"MINTQ_PG": "local", "PAYMENT_MODE": payment_mode} | (env or {})
+    # A given DATABASE_URL, else the machine's server (127.0.0.1:5432), where the stack makes its own.
+    given_database = "DATABASE_URL" in (env or {})
+    child |= {"MINTQ_PG": "env" if given_database else "local", "PAYMENT_MODE": payment_mode} | (env or {})
     cmd = [
         sys.executable,
         "-m",
