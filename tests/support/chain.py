@@ -12,7 +12,8 @@ from eth_account import Account
 from web3 import Web3
 
 from devstack import anvil, contracts
-from mintq import batcher, chain, db, signer
+from mintq import batcher, chain, db
+from mintq import signer as mintq_signer
 
 DEPLOYER_KEY = anvil.dev_private_key(0)
 MINTER_KEY = anvil.dev_private_key(1)
@@ -87,6 +88,7 @@ class ChainEnv:
         rpc_url: str | None = None,
         fault: batcher.FaultHook | None = None,
         key: str = MINTER_KEY,
+        signer: mintq_signer.Signer | None = None,
     ) -> batcher.Batcher:
         # No drop grace: anvil answers nonces and receipts from one state (a test of the grace
         # itself builds its worker with one).
@@ -96,7 +98,7 @@ class ChainEnv:
         return batcher.Batcher(
             db.connect(database_url),
             chain.Chain(rpc_url or self.rpc_url, token),
-            signer.LocalSigner(key),
+            signer or mintq_signer.LocalSigner(key),
             chain_id=self.w3.eth.chain_id,
             **kwargs,
         )

@@ -239,8 +239,9 @@ class Batcher:
                     has_pending=bool(probe.get("has_pending")),
                 )
             except (errors.ChainError, errors.SigningError) as exc:
-                # Operational: items stay pending and are charged nothing; back off, and say why
-                # where the status endpoints can read it.
+                # Operational (an RPC or KMS fault, errors.SignerUnavailable among them): items stay
+                # pending and are charged nothing; back off, and say why where the status
+                # endpoints can read it.
                 self._fault("cycle skipped: chain fault", exc)
                 db.execute(
                     self.conn, "record_worker_refusal", {**self._keys(), "code": exc.code, "reason": str(exc)}
@@ -797,13 +798,13 @@ def _build_workers() -> list[Batcher]:
     if not cfg.rpc_url or not cfg.token_address:
         raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
     workers: list[Batcher] = []
-    for key in config.signer_private_keys():
+    for signer in signerlib.from_config():
         conn = db.connect(application_name="mintq-batch", lock_holder=True)
         workers.append(
             Batcher(
                 conn,
                 chainlib.Chain(cfg.rpc_url, cfg.token_address),
-                signerlib.LocalSigner(key),
+                signer,
                 chain_id=cfg.chain_id,
                 housekeeping=_housekeeping(cfg) if not workers else (),
             )

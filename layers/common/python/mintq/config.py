@@ -230,6 +230,34 @@ def signer_private_keys() -> list[str]:
     return [single]
 
 
+#: Variables that give the worker local signer keys (the keys, or a secret holding them).
+LOCAL_SIGNER_VARIABLES = ("MINTQ_SIGNER_PRIVATE_KEY", "MINTQ_SIGNER_PRIVATE_KEYS", "MINTQ_SIGNER_SECRET_ARN")
+
+
+def signer_kms_key_ids() -> list[str]:
+    """The AWS KMS keys of the signer pool: ``MINTQ_SIGNER_KMS_KEY_IDS``, comma-separated key
+    ids, key ARNs or aliases (one makes a single signer, several a pool). Empty when the pool
+    signs with local keys.
+
+    Raises ``ConfigurationError`` unless exactly one of KMS keys and local keys is configured
+    (a pool is all KMS or all local).
+    """
+    raw = _env("MINTQ_SIGNER_KMS_KEY_IDS")
+    ids = [k.strip() for k in raw.split(",") if k.strip()] if raw else []
+    local = [name for name in LOCAL_SIGNER_VARIABLES if _env(name)]
+    if ids and local:
+        raise errors.ConfigurationError(
+            f"set MINTQ_SIGNER_KMS_KEY_IDS or {' / '.join(local)}, not both: the signer pool is"
+            " either AWS KMS keys or local keys"
+        )
+    if not ids and not local:
+        raise errors.ConfigurationError(
+            "no signer: set MINTQ_SIGNER_KMS_KEY_IDS (AWS KMS keys) or MINTQ_SIGNER_PRIVATE_KEY,"
+            " MINTQ_SIGNER_PRIVATE_KEYS or MINTQ_SIGNER_SECRET_ARN (local keys)"
+        )
+    return ids
+
+
 def reset() -> None:
     """Forget cached configuration (tests change the environment between cases)."""
     load.cache_clear()

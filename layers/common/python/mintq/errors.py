@@ -227,3 +227,10 @@ class SigningError(MintqError):
     """The transaction could not be signed."""
 
     code = "signing_error"
+
+
+class SignerUnavailable(SigningError):
+    """The remote signer (AWS KMS) is unreachable, throttling or failing; nothing was signed."""
+
+    code = "signer_unavailable"
+    http_status = 503

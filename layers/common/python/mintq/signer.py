@@ -2,7 +2,7 @@
 broadcasting, so a crash can always rebroadcast exactly what was signed.
 
 ``LocalSigner`` holds a private key (local stack, tests, or a key from Secrets
-Manager); a KMS signer will implement the same protocol.
+Manager); ``mintq.kms_signer.KmsSigner`` signs with an AWS KMS key that never leaves KMS.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from eth_account import Account
 
-from mintq import errors
+from mintq import config, errors
 
 
 @dataclass(frozen=True)
@@ -45,3 +45,24 @@ class LocalSigner:
         except (ValueError, TypeError) as exc:
             raise errors.SigningError(f"cannot sign transaction: {exc}") from exc
         return SignedTx(raw=bytes(signed.raw_transaction), tx_hash="0x" + bytes(signed.hash).hex())
+
+
+def from_config() -> list[Signer]:
+    """Every signer of the configured pool: AWS KMS keys (``MINTQ_SIGNER_KMS_KEY_IDS``) or
+    local keys (``config.signer_private_keys``). A KMS key's address is fetched, and its spec
+    checked, here. Raises ``ConfigurationError`` (see ``config.signer_kms_key_ids``, or a key
+    given twice) and, for KMS, ``SignerUnavailable``."""
+    kms_key_ids = config.signer_kms_key_ids()
+    signers: list[Signer]
+    if kms_key_ids:
+        from mintq import kms_signer  # boto3 and cryptography only where KMS signs
+
+        client = kms_signer.kms_client()
+        signers = [kms_signer.KmsSigner(key_id, client=client) for key_id in kms_key_ids]
+    else:
+        signers = [LocalSigner(key) for key in config.signer_private_keys()]
+    addresses = [s.address.lower() for s in signers]
+    if len(set(addresses)) != len(addresses):
+        # Two workers for one address would only contend for its lock and nonces.
+        raise errors.ConfigurationError("the signer pool names the same key twice")
+    return signers
