@@ -377,3 +377,27 @@ def test_signer_address_prints_the_workers_addresses(
     monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEYS", ",".join(k.key.hex() for k in keys))
     config.reset()
     assert run_json(capsys, "signer", "address") == {"addresses": [k.address for k in keys]}
+
+
+def test_signer_address_prints_kms_keys_addresses(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from mintq import config, kms_signer
+    from tests.support.kms import KmsServer, aws_environment, honour_digest
+
+    server = KmsServer()
+    server.start()
+    try:
+        aws_environment(monkeypatch, server)
+        honour_digest(monkeypatch)
+        keys = [server.create_key(), server.create_key()]
+        expected = [kms_signer.key_address(k, client=server.client()) for k in keys]
+        monkeypatch.setenv("MINTQ_SIGNER_KMS_KEY_IDS", ",".join(keys))
+        config.reset()
+        assert run_json(capsys, "signer", "address") == {"addresses": expected}
+        wrong = server.create_key("ECC_NIST_P256", "SIGN_VERIFY")
+        code, _, err = run(capsys, "signer", "address", "--kms-key-id", wrong)
+        assert code == 1 and "ECC_SECG_P256K1" in " ".join(err.split())
+    finally:
+        server.stop()
+        config.reset()

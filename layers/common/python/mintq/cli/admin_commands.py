@@ -166,11 +166,26 @@ def _days(text: str) -> float:
 
 
 @signer_app.command("address")
-def signer_address(as_json: JsonOption = False) -> None:
-    """The worker's signer address(es), from MINTQ_SIGNER_PRIVATE_KEY(S) or the signer secret."""
-    from eth_account import Account  # the signer's key never leaves this process
+def signer_address(
+    kms_key_id: Annotated[
+        list[str] | None,
+        typer.Option("--kms-key-id", help="A KMS key id, ARN or alias (repeat for a pool)."),
+    ] = None,
+    region: Annotated[str | None, typer.Option(help="AWS region of the KMS keys.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The worker's signer address(es): of --kms-key-id, else of MINTQ_SIGNER_KMS_KEY_IDS, else of
+    the local keys (MINTQ_SIGNER_PRIVATE_KEY(S) or the signer secret)."""
+    key_ids = kms_key_id or config.signer_kms_key_ids()
+    if key_ids:
+        from mintq import kms_signer  # boto3 and the key's public half; the key never leaves KMS
 
-    addresses = [str(Account.from_key(key).address) for key in config.signer_private_keys()]
+        client = kms_signer.kms_client(region_name=region)
+        addresses = [kms_signer.key_address(key_id, client=client) for key_id in key_ids]
+    else:
+        from eth_account import Account  # the key never leaves this process
+
+        addresses = [str(Account.from_key(key).address) for key in config.signer_private_keys()]
     if as_json:
         render.emit_json({"addresses": addresses})
     else:
