@@ -69,6 +69,27 @@ def configure_environment(stack: dict[str, Any]) -> None:
         register_local_v1_network(int(stack["chain_id"]), v1_network)
 
 
+def check_chain(stack: dict[str, Any]) -> None:
+    """Refuse to start against a chain other than the one the stack file was written for (the
+    stack was restarted on a fresh chain since, or ``rpc_url`` now answers for another node)."""
+    from devstack import anvil
+
+    expected = stack.get("genesis_hash")
+    if not expected:
+        return  # a stack file from before it recorded its chain
+    try:
+        actual = anvil.genesis_hash(str(stack["rpc_url"]))
+    except (OSError, ValueError, anvil.AnvilError) as exc:
+        raise SystemExit(
+            f"the chain at {stack['rpc_url']} does not answer ({exc}); is the stack running?"
+        ) from exc
+    if actual != expected:
+        raise SystemExit(
+            f"the chain at {stack['rpc_url']} (genesis {actual}) is not the one the stack file was written for"
+            f" (genesis {expected}): the stack was restarted on another chain; use its new stack file"
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devstack.worker", description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=None, help="stop after about this long")
@@ -82,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = json.loads(args.stack.read_text())
     except (OSError, ValueError) as exc:
         raise SystemExit(f"cannot read {args.stack}: {exc}; start the stack first (make dev)") from exc
+    check_chain(stack)
     configure_environment(stack)
     sys.path.insert(0, str(REPO_ROOT / "layers" / "common" / "python"))
 

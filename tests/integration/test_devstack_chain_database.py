@@ -3,8 +3,12 @@ says plainly when its worker will refuse to send."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -15,6 +19,7 @@ from web3 import Web3
 from devstack import anvil, chain_database, postgres
 from devstack.__main__ import ready_line
 from devstack.chain_database import ChainIdentity, ChainMismatch, bind_database, nonce_refusal
+from tests.support.worker_process import REPO_ROOT, child_env
 
 FIRST = ChainIdentity(84532, "0x" + "a1" * 32)
 SECOND = ChainIdentity(84532, "0x" + "b2" * 32)
@@ -120,3 +125,28 @@ def test_the_chain_identity_is_read_from_the_comment_it_writes() -> None:
     assert chain_database.parse_comment(FIRST.comment()) == FIRST
     assert chain_database.parse_comment(None) is None
     assert chain_database.parse_comment("a database comment of someone else's") is None
+
+
+def test_a_worker_beside_the_stack_refuses_a_chain_its_stack_file_was_not_written_for(
+    anvil_node: Any, database_url: str, tmp_path: Path
+) -> None:
+    stack = {
+        "rpc_url": anvil_node.rpc_url,
+        "chain_id": anvil_node.chain_id,
+        "genesis_hash": "0x" + "00" * 32,  # the chain the file was written for is gone
+        "token_address": "0x" + "11" * 20,
+        "database_url": database_url,
+    }
+    stack_file = tmp_path / "stack.json"
+    stack_file.write_text(json.dumps(stack))
+    worker = subprocess.run(
+        [sys.executable, "-m", "devstack.worker", "--stack", str(stack_file), "--seconds", "20"],
+        cwd=REPO_ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert worker.returncode == 1
+    assert "is not the one the stack file was written for" in worker.stderr, worker.stderr[-2000:]
