@@ -7,24 +7,18 @@ status codes come from the error classes in ``mintq.errors``, assigned here only
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-from collections.abc import Mapping
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import (
-    RequestUnsupportedContentType,
-    RequestValidationError,
-)
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import config, db, errors, metrics, payments, queue
+from mintq import config, db, errors, metrics, payments, queue, request_body
 
 logger = Logger(child=True)
 
@@ -132,45 +126,17 @@ def get_item(queueId: str) -> dict[str, Any]:
 
 
 class MintqResolver(APIGatewayHttpResolver):
-    """HTTP API resolver that refuses oversized or undecodable bodies before anything parses them."""
+    """HTTP API resolver whose validation reads bodies by ``mintq.request_body``'s one policy."""
 
-    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
-        refused = _refuse_body(event)
-        if refused is not None:
-            return {
-                "statusCode": refused.status_code,
-                "headers": {"Content-Type": JSON},
-                "body": refused.body,
-                "isBase64Encoded": False,
-            }
-        return super().resolve(event, context)
-
-
-def _refuse_body(event: Mapping[str, Any]) -> Response[str] | None:
-    body = event.get("body") or ""
-    limit = config.load().max_body_bytes
-    try:
-        raw = base64.b64decode(body, validate=True) if event.get("isBase64Encoded") else body.encode()
-        raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        return error_response(
-            400, errors.MalformedJson.code, "the request body is not valid base64-encoded UTF-8"
-        )
-    if len(raw) > limit:
-        return error_response(413, errors.PayloadTooLarge.code, f"the body must be at most {limit} bytes")
-    try:  # small by now; Powertools parses it again, but cannot tell "too deep" from a crash
-        json.loads(raw)
-    except RecursionError:
-        return error_response(400, errors.MalformedJson.code, "the request body is nested too deeply")
-    except ValueError:
-        pass  # not JSON: the validation layer answers malformed_json
-    return None
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if self._enable_validation:
+            # Powertools' middleware classes are untyped
+            self._request_validation_middleware = request_body.JsonBodyValidation()  # type: ignore[no-untyped-call]
 
 
 def _validation_error(exc: RequestValidationError) -> Response[str]:
     problems = exc.errors()
-    if any(p.get("type") == "json_invalid" for p in problems):
-        return error_response(400, errors.MalformedJson.code, "the request body is not valid JSON")
     details = []
     for problem in problems:
         where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
@@ -206,9 +172,6 @@ def create_app(*routers: Router) -> MintqResolver:
         app.include_router(router)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(errors.MintqError)(_mintq_error)
-    app.exception_handler(RequestUnsupportedContentType)(
-        lambda exc: error_response(415, "unsupported_media_type", "send the body as application/json")
-    )
     app.exception_handler(NotFoundError)(lambda exc: error_response(404, "not_found", "no such route"))
     app.exception_handler(Exception)(_unexpected)
     return app

@@ -44,6 +44,19 @@ class ValidationFailed(InvalidRequest):
     http_status = 422
 
 
+class DuplicateJsonKey(MalformedJson):
+    """A name appears twice in one JSON object: which one counts would depend on the parser."""
+
+    code = "duplicate_json_key"
+
+
+class UnsupportedMediaType(InvalidRequest):
+    """Send the body as application/json."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
 class InvalidAddress(InvalidRequest):
     """The address is not a valid Ethereum address."""
 
