@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from mintq import config
-from tests.support.events import REPO_ROOT, http_event, invoke
+from tests.support.events import REPO_ROOT, invoke
 from tests.support.x402_env import x402_mode
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -125,24 +125,3 @@ def test_an_empty_body_in_x402_mode_still_gets_the_challenge_whatever_its_conten
         status, body, _ = invoke("enqueue", sample("", content_type))
         assert (status, body.get("error")) == (402, "payment_required"), (content_type, body)
     assert queued(conn) == 0
-
-
-@pytest.mark.parametrize(
-    ("body", "base64_encoded", "content_type"),
-    [
-        ("!!!not base64", True, "application/json"),
-        (JSON_BODY, False, "multipart/form-data"),
-        ("x" * 10_000, False, "text/plain"),
-        (FORM_PART, False, "multipart/form-data; boundary=XyZ"),
-        ('{"a": 1, "a": 2}', False, "application/json"),
-    ],
-    ids=["bad base64", "multipart without boundary", "oversized", "multipart", "duplicate names"],
-)
-def test_a_get_ignores_whatever_body_it_carries(
-    database_url: str, body: str, base64_encoded: bool, content_type: str
-) -> None:
-    event = http_event("GET", "/queue/status", raw_body=body, headers={"content-type": content_type})
-    event["isBase64Encoded"] = base64_encoded
-    status, answer, _ = invoke("status", event)
-    assert status == 200, answer
-    assert "stats" in answer
