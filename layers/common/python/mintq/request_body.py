@@ -7,20 +7,19 @@ Routes without a body parameter (the status GETs) never read one, so a body ther
 
 In order, each refusal a ``mintq.errors`` class (status and code in brackets):
 
-- Empty (zero bytes, after base64): no body, whatever ``Content-Type`` says; the route decides
-  (free mode: 422 ``payer`` required; x402 mode: the 402 challenge).
+- Flagged base64 but not base64 [400 ``malformed_json``].
+- Empty (zero bytes): no body, whatever ``Content-Type`` says; the route decides (free mode:
+  422, ``payer`` is required; x402 mode: the 402 challenge).
 - ``Content-Encoding`` other than ``identity`` [415 ``unsupported_media_type``]: never decompressed.
-- ``Content-Type`` (RFC 9110 §8.3, parsed by the standard library's MIME header parser, whose
-  grammar RFC 9110's media-type follows): absent (read as JSON, as ``requests``/``httpx`` send
-  ``data=`` bodies), or ``application/json`` with type and subtype in any case. Its ``charset``, if
-  given, must be ``utf-8`` in any case (RFC 8259 §8.1: JSON between systems is UTF-8); other
-  parameters are ignored. Anything else [415 ``unsupported_media_type``]: forms (``curl -d``
-  without ``-H``), multipart, ``text/plain``, ``application/*+json`` (merge-patch, problem+json, …
-  name other documents than a mint request), and a header the parser finds defects in (two
-  types joined by a comma, a parameter without a value, a repeated parameter).
-- Over ``MINTQ_MAX_BODY_BYTES`` bytes after base64 decoding [413 ``payload_too_large``].
-- Not base64 when flagged so, or not UTF-8 [400 ``malformed_json``]; a leading BOM is ignored
-  (RFC 8259 §8.1 allows that).
+- ``Content-Type`` (RFC 9110 §8.3.1, ``mintq.media_type``): absent (read as JSON, as
+  ``requests``/``httpx`` send ``data=`` bodies), or ``application/json`` with type and subtype in
+  any case. Its ``charset``, if given, must be ``utf-8`` in any case (RFC 8259 §8.1: JSON between
+  systems is UTF-8); other parameters are ignored. Anything else [415 ``unsupported_media_type``]:
+  forms (``curl -d`` without ``-H``), multipart, ``text/plain``, ``application/*+json``
+  (merge-patch, problem+json, … name other documents than a mint request), and a malformed
+  value (two types joined by a comma, a parameter without a value, a parameter named twice).
+- Over ``MINTQ_MAX_BODY_BYTES`` bytes (after base64) [413 ``payload_too_large``].
+- Not UTF-8 [400 ``malformed_json``]; a leading BOM is ignored (RFC 8259 §8.1 allows that).
 - Not one JSON text as I-JSON (RFC 7493) restricts it: ``NaN``/``Infinity``, unpaired surrogate
   escapes, numbers Python refuses to convert, nesting deeper than the parser recurses
   [400 ``malformed_json``]; a name twice in one object at any depth [400 ``duplicate_json_key``]:
@@ -34,20 +33,18 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping
-from email.headerregistry import ContentTypeHeader, HeaderRegistry
-from typing import Any, cast
+from typing import Any
 
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIRequestValidationMiddleware,
 )
 from aws_lambda_powertools.event_handler.types import EventHandlerInstance
 
-from mintq import config, errors
+from mintq import config, errors, media_type
 
 MEDIA_TYPE = "application/json"
 CHARSET = "utf-8"
 _BOM = "\ufeff"
-_headers = HeaderRegistry()
 
 
 def read_json_object(
@@ -95,26 +92,35 @@ def _check_encoding(content_encoding: str | None) -> None:
     codings = [c.strip().lower() for c in (content_encoding or "").split(",") if c.strip()]
     if any(c != "identity" for c in codings):
         raise errors.UnsupportedMediaType(
-            f"Content-Encoding {content_encoding!r} is not accepted: send the JSON uncompressed"
+            f"Content-Encoding {_shown(content_encoding or '')} is not accepted: send the JSON uncompressed"
         )
 
 
 def _check_media_type(content_type: str | None) -> None:
-    if content_type is None or not content_type.strip():
+    if content_type is None or not content_type.strip(" \t"):
         return  # no label: the content is read as JSON (RFC 9110 §8.3 lets a recipient examine it)
-    header = _headers("content-type", content_type)
-    parsed = cast(ContentTypeHeader, header)  # what the registry builds for this name
-    if header.defects:
+    media = media_type.parse(content_type)
+    if media is None:
         raise errors.UnsupportedMediaType(
-            f"Content-Type {content_type!r} is malformed: send {MEDIA_TYPE}; charset={CHARSET}"
+            f"Content-Type {_shown(content_type)} is malformed: send {MEDIA_TYPE}; charset={CHARSET}"
         )
-    if parsed.content_type != MEDIA_TYPE:  # the parser lower-cases type and subtype
+    essence = f"{media.type}/{media.subtype}"
+    if essence != MEDIA_TYPE:
+        # curl -d labels a body as a form unless told otherwise
+        hint = (
+            " (curl: -H 'content-type: application/json')" if media.subtype == "x-www-form-urlencoded" else ""
+        )
         raise errors.UnsupportedMediaType(
-            f"Content-Type {parsed.content_type} is not accepted: send the body as {MEDIA_TYPE}"
+            f"Content-Type {_shown(essence)} is not accepted: send the body as {MEDIA_TYPE}{hint}"
         )
-    charset = parsed.params.get("charset")
+    charset = media.parameters.get("charset")
     if charset is not None and charset.lower() != CHARSET:
-        raise errors.UnsupportedMediaType(f"charset {charset!r} is not accepted: JSON is {CHARSET}")
+        raise errors.UnsupportedMediaType(f"charset {_shown(charset)} is not accepted: JSON is {CHARSET}")
+
+
+def _shown(text: str) -> str:
+    """Client text quoted for a message, cut short."""
+    return repr(text[:80] + ("…" if len(text) > 80 else ""))
 
 
 def _parse(text: str) -> Any:
@@ -138,7 +144,7 @@ def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(value) < len(pairs):
         names = [name for name, _ in pairs]
         twice = next(name for i, name in enumerate(names) if name in names[:i])
-        raise errors.DuplicateJsonKey(f"the name {twice!r} appears twice in one JSON object")
+        raise errors.DuplicateJsonKey(f"the name {_shown(twice)} appears twice in one JSON object")
     return value
 
 
