@@ -93,7 +93,14 @@ def test_a_second_worker_exits_while_the_lock_is_held_and_runs_once_it_is_free(
     first, second = chain_env.worker(database_url, token), chain_env.worker(database_url, token)
     assert db.one(first.conn, "try_signer_lock", {"lock_name": first.lock_name})["locked"]
     assert second.run(time.monotonic() + 3).locked is False
+    pid = first.conn.info.backend_pid
     first.conn.close()  # the holder dies: its session lock goes with it
+    # ... once its backend has exited, which PostgreSQL does after the close returns (a busy
+    # machine makes that visible).
+    deadline = time.monotonic() + 10
+    while conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %(p)s", {"p": pid}).fetchone():
+        assert time.monotonic() < deadline, "the closed connection's backend did not exit"
+        time.sleep(0.05)
     assert second.run(time.monotonic() + 1).locked is True
 
 
