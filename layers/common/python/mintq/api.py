@@ -8,6 +8,7 @@ status codes come from the error classes in ``mintq.errors``, assigned here only
 from __future__ import annotations
 
 import json
+import time
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -65,6 +66,16 @@ def _resource_url() -> str:
     return f"{proto}://{host}{event.path}"
 
 
+def _deadline() -> float | None:
+    """When the answer must be ready (``time.monotonic()``): the invocation's remaining time
+    less what writing and sending the answer takes; None without a Lambda context."""
+    context = enqueue_router.lambda_context
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return time.monotonic() + float(remaining()) / 1000 - payments.ANSWER_RESERVE_SECONDS
+
+
 # --- enqueue -----------------------------------------------------------------
 
 enqueue_router = Router()  # type: ignore[no-untyped-call]
@@ -80,6 +91,7 @@ def post_mint(request: MintRequest | None = None) -> Response[str]:
         headers=headers,
         idempotency_key=headers.get("idempotency-key"),
         resource_url=_resource_url(),
+        deadline=_deadline(),
     )
     metrics.count("MintRequested", 1)
     logger.info(

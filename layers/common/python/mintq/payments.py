@@ -30,11 +30,9 @@ from typing import TYPE_CHECKING, Any
 from eth_hash.auto import keccak
 from psycopg.types.json import Jsonb
 
-from mintq import addresses, config, db, errors, queue
-from mintq.settings import QueueSettings
+from mintq import addresses, config, db, errors, queue, supply
 
 if TYPE_CHECKING:  # imported on first use: free mode never pays for them at cold start
-    import httpx
     from x402.schemas import SettleResponse
 
 
@@ -42,6 +40,10 @@ Conn = queue.Conn
 
 #: How often a request waiting on a twin that is settling the same payment looks again.
 REPLAY_POLL_SECONDS = 0.1
+#: Time (s) kept back from the invocation's end to write the outcome and send the answer.
+ANSWER_RESERVE_SECONDS = 1.0
+#: A facilitator or chain call with less time than this (s) is not started.
+MIN_CALL_SECONDS = 0.5
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -74,8 +76,13 @@ def accept_mint(
     headers: Mapping[str, str],
     idempotency_key: str | None,
     resource_url: str,
+    deadline: float | None = None,
 ) -> Accepted:
-    """Admit one mint request: free (the body names the payer) or paid with x402."""
+    """Admit one mint request: free (the body names the payer) or paid with x402.
+
+    ``deadline`` is a ``time.monotonic()`` instant by which the answer must be ready (the
+    invocation's end less the time to send it); every facilitator and chain call of a paid
+    request is cut to fit before it, and a call with no time left is not made."""
     if cfg.payment_mode is config.PaymentMode.FREE:
         if body_payer is None:
             raise errors.ValidationFailed("payer: Field required")
@@ -89,10 +96,7 @@ def accept_mint(
         raise errors.ConfigurationError("x402 mode without x402 settings")
     # The payment itself is the idempotency key here; a client's key is validated, not needed.
     queue.parse_idempotency_key(idempotency_key)
-    closed = db.one(conn, "api_closed")
-    if closed is not None and closed["closed"]:
-        raise errors.ApiClosed()  # before any challenge: nobody is invited to pay
-    return _PaidMint(conn, cfg, cfg.x402, headers, resource_url).run()
+    return _PaidMint(conn, cfg, cfg.x402, headers, resource_url, deadline).run()
 
 
 # --- x402 -----------------------------------------------------------------------------
@@ -138,11 +142,13 @@ class _PaidMint:
         terms: config.X402Config,
         headers: Mapping[str, str],
         resource_url: str,
+        deadline: float | None = None,
     ) -> None:
         self.conn = conn
         self.cfg = cfg
         self.terms = terms
         self.headers = headers
+        self.deadline = deadline
         from mintq import x402
 
         self.challenge = x402.challenge(terms, resource_url)
@@ -152,22 +158,25 @@ class _PaidMint:
 
         value = x402.payment_header(self.headers)
         if value is None:
+            self._refuse_if_closed()  # before any challenge: nobody is invited to pay
             raise errors.PaymentRequired(challenge=self.challenge)
-        payment = x402.decode(value, self.challenge)
-        x402.check_terms(payment, self.challenge)
+        payment = x402.decode(value, self.challenge)  # its shape only: who pays, which nonce
         self.payment = payment
         self.signature_hash = hashlib.sha256(payment.exact.signature.lower().encode()).hexdigest()
 
+        # A known payment gets its first answer whatever the clock, the price, the supply or
+        # the facilitator say now: a 402 here would invite a payer who was charged to pay again.
         existing = self._find()
         if existing is not None:
             return self._replay(existing)
-        remaining, head = _chain_view(self.cfg)
-        self._admit(remaining)
+        self._refuse_if_closed()  # closed to new payments; known ones were answered above
+        x402.check_terms(payment, self.challenge)
+        self._admit(self._admission(locked=False))  # refuse early, before the facilitator's work
 
         requirements = payment.requirements_for(self.challenge)
         facilitator = x402.facilitator(self.terms)
         try:
-            verified = facilitator.verify(payment, requirements)
+            verified = facilitator.verify(payment, requirements, timeout=self._time_for("verify"))
         except x402.FacilitatorUnreachable as exc:
             raise errors.FacilitatorUnavailable(str(exc)) from exc
         if not verified.is_valid:
@@ -185,7 +194,7 @@ class _PaidMint:
                 x402.INVALID_PAYLOAD, "the facilitator names another payer", challenge=self.challenge
             )
 
-        record = self._record(remaining, head)
+        record = self._record()
         if record is None:  # a twin recorded it first
             twin = self._find()
             if twin is None:
@@ -194,8 +203,10 @@ class _PaidMint:
         payment_id, queue_id = record["id"], record["queue_id"]
 
         try:
-            settled = facilitator.settle(payment, requirements)
-        except x402.FacilitatorUnreachable as exc:
+            settle_time = self._time_for("settle")
+            settled = facilitator.settle(payment, requirements, timeout=settle_time)
+        except (x402.FacilitatorUnreachable, errors.FacilitatorUnavailable) as exc:
+            # Never sent (or no time left to send it): nothing can have been charged.
             db.execute(self.conn, "forget_payment", {"id": payment_id})
             raise errors.FacilitatorUnavailable(str(exc)) from exc
         except x402.FacilitatorAmbiguous as exc:
@@ -228,39 +239,56 @@ class _PaidMint:
 
     # --- steps ----------------------------------------------------------------------
 
+    def _time_left(self) -> float | None:
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _time_for(self, step: str) -> float | None:
+        """Seconds ``step`` may take (None: only its own timeout); a step that cannot get
+        ``MIN_CALL_SECONDS`` is not started: 503, and the payer retries the same payment."""
+        left = self._time_left()
+        if left is not None and left < MIN_CALL_SECONDS:
+            raise errors.FacilitatorUnavailable(f"no time left for {step} ({left:.2f} s)")
+        return left
+
+    def _refuse_if_closed(self) -> None:
+        closed = db.one(self.conn, "api_closed")
+        if closed is not None and closed["closed"]:
+            raise errors.ApiClosed()
+
     def _find(self) -> dict[str, Any] | None:
         return db.one(self.conn, "find_payment", {"payer": self.payment.payer, "nonce": self.payment.nonce})
 
-    def _admit(self, remaining: int) -> None:
+    def _admission(self, *, locked: bool) -> supply.Admission:
+        left = self._time_left()
+        if left is not None and left < MIN_CALL_SECONDS:
+            raise errors.SupplyUnknown(f"no time left to read the supply ({left:.2f} s)")
+        if locked and left is not None:
+            # Others hold the admission lock for at most their own chain read: wait no longer
+            # than this request can afford.
+            db.one(self.conn, "set_lock_timeout", {"ms": str(max(int(left * 1000), 1))})
+        if locked:
+            db.one(self.conn, "lock_payment_admission")
+        return supply.admission(self.conn, self.cfg, self.payment.payer, timeout=min(left or 5.0, 5.0))
+
+    def _admit(self, numbers: supply.Admission) -> None:
         """Refuse before anyone is charged: the payer's cap, then the supply left for them."""
-        row = db.one(
-            self.conn,
-            "x402_admission",
-            {"payer": self.payment.payer, "default_max_pending": QueueSettings().max_pending_per_payer},
-        )
-        if row is None:
-            raise errors.DatabaseError("no admission row")
-        if int(row["payer_open"]) >= int(row["max_pending"]):
+        if numbers.payer_open >= numbers.max_pending:
             raise errors.PayerLimitReached(
-                f"{self.payment.payer} already has {row['max_pending']} open requests; wait for them to be minted"
+                f"{self.payment.payer} already has {numbers.max_pending} open requests; "
+                "wait for them to be minted"
             )
-        if remaining - int(row["committed"]) <= 0:
+        if numbers.free <= 0:
             raise errors.SupplyExhausted("no mints remain for new requests; your payment was not settled")
 
-    def _record(self, remaining: int, head: int) -> dict[str, Any] | None:
-        """Commit the durable record; the supply check is repeated under the admission lock so
-        that concurrent payers cannot all be admitted for the last mint."""
+    def _record(self) -> dict[str, Any] | None:
+        """Commit the durable record. The decision to charge is made here, under the admission
+        lock, from supply and commitments read now (not before verify): concurrent payers
+        cannot all be admitted for the last mint, nor for mints the worker took meanwhile."""
         auth = self.payment.exact.authorization
         requirements = self.payment.requirements_for(self.challenge)
         with db.transaction(self.conn):
-            db.one(self.conn, "lock_payment_admission")
-            row = db.one(
-                self.conn,
-                "x402_admission",
-                {"payer": self.payment.payer, "default_max_pending": QueueSettings().max_pending_per_payer},
-            )
-            if row is not None and remaining - int(row["committed"]) <= 0:
-                raise errors.SupplyExhausted("no mints remain for new requests; your payment was not settled")
+            numbers = self._admission(locked=True)
+            self._admit(numbers)
             return db.one(
                 self.conn,
                 "record_payment",
@@ -276,7 +304,7 @@ class _PaidMint:
                     "signature_hash": self.signature_hash,
                     "payload": Jsonb(self.payment.envelope.model_dump(by_alias=True, exclude_none=True)),
                     "requirements": Jsonb(requirements.model_dump(by_alias=True, exclude_none=True)),
-                    "from_block": head,
+                    "from_block": numbers.head,
                     "lease_seconds": self.terms.settle_lease_seconds,
                 },
             )
@@ -290,6 +318,8 @@ class _PaidMint:
                 x402.NONCE_USED, "this authorization nonce was already used", challenge=self.challenge
             )
         deadline = time.monotonic() + self.terms.settle_timeout_seconds + 2
+        if self.deadline is not None:
+            deadline = min(deadline, self.deadline)
         while existing["status"] == "settling" and existing["leased"] and time.monotonic() < deadline:
             time.sleep(REPLAY_POLL_SECONDS)  # a twin request is settling it right now
             existing = self._find() or existing
@@ -363,39 +393,6 @@ class _PaidMint:
             queue_id=str(queue_id),
             queue_position=None,
         )
-
-
-# --- the chain, read without web3 ------------------------------------------------------
-
-_REMAINING_MINTS = "0x" + keccak(b"remainingMints()")[:4].hex()
-_rpc_client: httpx.Client | None = None
-
-
-def _chain_view(cfg: config.Config) -> tuple[int, int]:
-    """``remainingMints()`` and the head block in one batched JSON-RPC round trip."""
-    global _rpc_client  # noqa: PLW0603 - one pooled client per execution environment
-    if not cfg.rpc_url or not cfg.token_address:
-        raise errors.ConfigurationError("x402 mode needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
-    import httpx
-
-    if _rpc_client is None:
-        _rpc_client = httpx.Client(timeout=httpx.Timeout(5.0, connect=3.0))
-    batch = [
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "eth_call",
-            "params": [{"to": cfg.token_address, "data": _REMAINING_MINTS}, "latest"],
-        },
-        {"jsonrpc": "2.0", "id": 2, "method": "eth_blockNumber", "params": []},
-    ]
-    try:
-        response = _rpc_client.post(cfg.rpc_url, json=batch)
-        response.raise_for_status()
-        answers = {a["id"]: a for a in response.json()}
-        return int(answers[1]["result"], 16), int(answers[2]["result"], 16)
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-        raise errors.SupplyUnknown(f"cannot read the remaining supply: {exc}") from exc
 
 
 def refunds_due(conn: Conn, *, limit: int = 100) -> list[dict[str, Any]]:

@@ -215,6 +215,8 @@ def _with_payments(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any
         if payment is not None:
             row["payment_status"] = payment["payment_status"]
             row["settlement_tx_hash"] = payment["settlement_tx_hash"]
+            # Paid and not minted, for good: the operator owes this payer a refund.
+            row["refund_due"] = row["status"] == "failed" and payment["payment_status"] == "settled"
     return rows
 
 
@@ -353,16 +355,23 @@ def _item(conn: Conn, ident: uuid.UUID) -> dict[str, Any]:
         payment = db.one(conn, "payment_by_queue_id", {"queue_id": ident})
         if payment is None:
             raise errors.NotFound(f"no request with queueId {ident}")
+        failed = payment["payment_status"] == "failed"
+        reason = payment["error_reason"] or "unexpected_settle_error"
         return _public(
             {
                 "id": payment["queue_id"],
                 "payer_address": payment["payer_address"],
-                "status": "awaiting_payment" if payment["payment_status"] != "failed" else "failed",
+                "status": "failed" if failed else "awaiting_payment",
                 "created_at": payment["created_at"],
                 "updated_at": payment["updated_at"],
                 "payment_type": PAID,
                 "payment_status": payment["payment_status"],
                 "settlement_tx_hash": payment["settlement_tx_hash"],
+                # A final state says why: a payment fails only when it was never charged.
+                "error_message": f"the payment was never settled ({reason}); you were not charged"
+                if failed
+                else None,
+                "payment_error_reason": reason if failed else None,
             }
         )
     return _public(_with_payments(conn, [row])[0])

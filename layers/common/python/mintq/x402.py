@@ -179,7 +179,10 @@ def payment_header(headers: Mapping[str, str]) -> str | None:
 
 
 def decode(value: str, ch: Challenge) -> Payment:
-    """Parse a ``PAYMENT-SIGNATURE`` / ``X-PAYMENT`` value, or refuse it with an x402 reason."""
+    """Parse a ``PAYMENT-SIGNATURE`` / ``X-PAYMENT`` value, or refuse it with an x402 reason.
+
+    Only the shape is checked here (what identifies the payment: payer and nonce); the
+    terms are ``check_terms``'s, for payments that are not known yet."""
 
     def refuse(reason: str, message: str) -> errors.PaymentInvalid:
         return errors.PaymentInvalid(reason, message, challenge=ch)
@@ -205,15 +208,6 @@ def decode(value: str, ch: Challenge) -> Payment:
     scheme = envelope.get_scheme()
     if scheme != SCHEME:
         raise refuse(UNSUPPORTED_SCHEME, f"only the {SCHEME!r} scheme is accepted, not {scheme!r}")
-    expected_network = ch.requirements.network if version == 2 else (ch.v1.network if ch.v1 else None)
-    if expected_network is None:
-        raise refuse(INVALID_VERSION, "this deployment's network has no x402 v1 name; pay with x402 v2")
-    if envelope.get_network() != expected_network:
-        raise refuse(INVALID_NETWORK, f"payments must be on {expected_network}, not {envelope.get_network()}")
-    if isinstance(envelope, PaymentPayload):
-        accepted = envelope.accepted
-        if accepted.asset.lower() != ch.requirements.asset.lower():
-            raise refuse(INVALID_REQUIREMENTS, f"the asset must be {ch.requirements.asset}")
     try:
         exact = ExactPayload.model_validate(envelope.payload)
         payer = addresses.parse(exact.authorization.from_, field="authorization.from")
@@ -232,10 +226,28 @@ def decode(value: str, ch: Challenge) -> Payment:
 
 
 def check_terms(payment: Payment, ch: Challenge, *, now: float | None = None) -> None:
-    """What can be refused without a chain: recipient, amount and the validity window."""
+    """What can be refused without a chain, against today's terms and clock: network, asset,
+    recipient, amount and the validity window (unix seconds ``now``, default the wall clock).
+
+    Only for a payment mintq has no record of: a known one gets its first answer whatever
+    the terms or the clock say now (``decode`` reads only what identifies a payment)."""
     auth = payment.exact.authorization
     req = ch.requirements
     refuse = errors.PaymentInvalid
+    envelope = payment.envelope
+    expected_network = req.network if payment.version == 2 else (ch.v1.network if ch.v1 else None)
+    if expected_network is None:
+        raise refuse(
+            INVALID_VERSION, "this deployment's network has no x402 v1 name; pay with x402 v2", challenge=ch
+        )
+    if envelope.get_network() != expected_network:
+        raise refuse(
+            INVALID_NETWORK,
+            f"payments must be on {expected_network}, not {envelope.get_network()}",
+            challenge=ch,
+        )
+    if isinstance(envelope, PaymentPayload) and envelope.accepted.asset.lower() != req.asset.lower():
+        raise refuse(INVALID_REQUIREMENTS, f"the asset must be {req.asset}", challenge=ch)
     if auth.to.lower() != req.pay_to.lower():
         raise refuse(RECIPIENT_MISMATCH, f"the authorization must pay {req.pay_to}", challenge=ch)
     if int(auth.value) != int(req.amount):
@@ -337,12 +349,18 @@ class Facilitator:
         )
 
     def verify(
-        self, payment: Payment, requirements: PaymentRequirements | PaymentRequirementsV1
+        self,
+        payment: Payment,
+        requirements: PaymentRequirements | PaymentRequirementsV1,
+        *,
+        timeout: float | None = None,
     ) -> VerifyResponse:
         import httpx
 
         try:
-            response = self._post("verify", self._body(payment, requirements), self.verify_timeout)
+            response = self._post(
+                "verify", self._body(payment, requirements), _within(self.verify_timeout, timeout)
+            )
         except httpx.HTTPError as exc:  # verify has no side effects: any failure is "unavailable"
             raise FacilitatorUnreachable(f"verify: {type(exc).__name__}: {exc}") from exc
         parsed = _parse(response, VerifyResponse)
@@ -351,12 +369,18 @@ class Facilitator:
         return parsed
 
     def settle(
-        self, payment: Payment, requirements: PaymentRequirements | PaymentRequirementsV1
+        self,
+        payment: Payment,
+        requirements: PaymentRequirements | PaymentRequirementsV1,
+        *,
+        timeout: float | None = None,
     ) -> SettleResponse:
         import httpx
 
         try:
-            response = self._post("settle", self._body(payment, requirements), self.settle_timeout)
+            response = self._post(
+                "settle", self._body(payment, requirements), _within(self.settle_timeout, timeout)
+            )
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
             raise FacilitatorUnreachable(f"settle: {type(exc).__name__}: {exc}") from exc
         except httpx.HTTPError as exc:  # sent, then lost: it may have broadcast
@@ -366,6 +390,11 @@ class Facilitator:
             # A 5xx after the request arrived says nothing about whether it broadcast.
             raise FacilitatorAmbiguous(f"settle answered HTTP {response.status_code}")
         return parsed
+
+
+def _within(configured: float, left: float | None) -> float:
+    """The configured timeout, cut to the caller's time left (seconds) when it is shorter."""
+    return configured if left is None else max(min(configured, left), 0.01)
 
 
 _Model = TypeVar("_Model", bound=BaseModel)

@@ -352,6 +352,20 @@ SELECT coalesce((SELECT pending_count FROM payer_pending WHERE payer_address = %
          + (SELECT count(*) FROM payments WHERE status IN ('settling', 'settlement_pending'))
          AS committed;
 
+-- name: inflight_attempts
+-- Every attempt of this token's unfinished batches: the admission looks up their receipts to
+-- count mints the chain has taken but the worker has not recorded yet.
+SELECT b.id AS batch_id, b.mint_count, a.tx_hash
+  FROM batch_mints b
+  JOIN batch_attempts a ON a.batch_id = b.id
+ WHERE b.status IN ('signed', 'pending') AND lower(b.token_address) = lower(%(token)s)
+ ORDER BY b.nonce, a.attempt
+ LIMIT %(limit)s;
+
+-- name: set_lock_timeout
+-- Bound this transaction's lock waits by the time the request has left (milliseconds).
+SELECT set_config('lock_timeout', %(ms)s, true);
+
 -- name: lock_payment_admission
 -- Serialise the last supply check with the payment record it admits (transaction-scoped).
 SELECT pg_advisory_xact_lock(hashtextextended('mintq:x402:admission', 0));
@@ -451,7 +465,7 @@ UPDATE payments SET checked_at = now() WHERE id = %(id)s;
 -- name: payment_by_queue_id
 -- A paid request's payment, public fields only (never the signed payload).
 SELECT queue_id, payer_address, status::text AS payment_status, settlement_tx_hash,
-       amount::text AS payment_amount, created_at, updated_at
+       amount::text AS payment_amount, error_reason, created_at, updated_at
   FROM payments
  WHERE queue_id = %(queue_id)s;
 
