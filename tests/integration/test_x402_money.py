@@ -21,7 +21,7 @@ from x402.http import encode_payment_signature_header
 
 from devstack import contracts
 from devstack.lambdas import FakeContext, load_handler
-from mintq import config, payments, x402
+from mintq import config, controls, payments, x402
 from tests.integration.test_x402 import (
     PRICE,
     Stack,
@@ -156,19 +156,26 @@ def test_a_known_payment_gets_its_first_answer_after_the_terms_change(
         monkeypatch.setenv(name, value)
     config.reset()
     stack.facilitator.mode = "down"
-    # The terms really changed: a new payment under the old ones is refused.
-    status, body, _ = post_mint(v2_header(pay_v2(stack.payer(), stack, challenge_before_change(stack))))
-    assert status == 402, body
+    controls.pause(conn, close_api=True)  # closed to new requests, not to answering known ones
+    # The API is really closed, and the terms really changed: new payments are refused.
+    new_payment = v2_header(pay_v2(stack.payer(), stack, challenge_before_change(stack, conn)))
+    status, body, _ = post_mint(new_payment)
+    assert (status, body["error"]["code"]) == (503, "api_closed"), body
     for name, headers in (("v2", v2), ("v1", v1)):
         status, again, _ = post_mint(headers)
         assert status == 202, (name, again)
         assert (again["queueId"], again["paymentStatus"]) == (answers[name]["queueId"], "settled")
+    controls.resume(conn)
+    status, body, _ = post_mint(new_payment)
+    assert status == 402, body
     assert stack.usdc_balance(stack.pay_to) == 2 * PRICE
 
 
-def challenge_before_change(stack: Stack) -> Any:
+def challenge_before_change(stack: Stack, conn: Any) -> Any:
     """The terms a client cached before the deployment changed them."""
+    controls.resume(conn)
     required, _ = challenge()
+    controls.pause(conn, close_api=True)
     required.accepts[0].amount = str(PRICE)
     required.accepts[0].network = stack.network
     required.accepts[0].asset = stack.usdc.address
