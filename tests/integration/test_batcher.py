@@ -91,7 +91,7 @@ def test_a_second_worker_exits_while_the_lock_is_held_and_runs_once_it_is_free(
 ) -> None:
     token = chain_env.deploy()
     first, second = chain_env.worker(database_url, token), chain_env.worker(database_url, token)
-    assert db.one(first.conn, "try_signer_lock", {"lock_name": first.lock_name})["locked"]
+    assert first.try_lock()
     assert second.run(time.monotonic() + 3).locked is False
     pid = first.conn.info.backend_pid
     first.conn.close()  # the holder dies: its session lock goes with it

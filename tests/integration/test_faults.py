@@ -52,7 +52,7 @@ def restart_and_drain(chain_env: ChainEnv, database_url: str, token: str, *, sec
     """A fresh worker takes the signer's lock (the dead one's session must have let go) and drains."""
     worker = chain_env.worker(database_url, token)
     deadline = time.monotonic() + 10
-    while not db.one(worker.conn, "try_signer_lock", {"lock_name": worker.lock_name})["locked"]:
+    while not worker.try_lock():
         assert time.monotonic() < deadline, "the dead worker's session still holds the signer lock"
         time.sleep(0.05)
     try:

@@ -145,13 +145,35 @@ class Batcher:
     def _keys(self) -> dict[str, Any]:
         return {"chain_id": self.chain_id, "signer": self.signer_address}
 
+    def try_lock(self) -> bool:
+        """Take this signer's session advisory lock if it is free; False if another worker holds it.
+
+        Raises ``errors.ConfigurationError`` (and takes nothing) when the connection goes through a
+        transaction pooler, where the lock would land on a backend other clients share: two workers
+        could both "hold" it, and it would outlive this run.
+        """
+        row = db.one(
+            self.conn,
+            "try_signer_lock",
+            {"lock_name": self.lock_name, "backend_pid": self.conn.info.backend_pid},
+        )
+        if row is not None and not row["own_session"]:
+            logger.error(
+                "the worker's connection is pooled; refusing to take the signer lock",
+                extra={"action": "pooled_session", "signer": self.signer_address},
+            )
+            raise errors.ConfigurationError(
+                "the batch worker must connect to PostgreSQL directly, not through a transaction pooler"
+                " (set MINTQ_WORKER_DATABASE_URL / MINTQ_WORKER_DATABASE_SECRET_ARN to the database itself)"
+            )
+        return bool(row and row["locked"])
+
     # --- the run loop -------------------------------------------------------
 
     def run(self, deadline: float) -> RunSummary:
         """Cycle until ``deadline`` (a ``clock()`` value) is too close for another cycle."""
         self.summary = RunSummary()
-        row = db.one(self.conn, "try_signer_lock", {"lock_name": self.lock_name})
-        if not row or not row["locked"]:
+        if not self.try_lock():
             logger.info(
                 "another worker holds this signer; exiting",
                 extra={"action": "lock_busy", "signer": self.signer_address},
@@ -799,7 +821,7 @@ def _build_workers() -> list[Batcher]:
         raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
     workers: list[Batcher] = []
     for signer in signerlib.from_config():
-        conn = db.connect(application_name="mintq-batch", lock_holder=True)
+        conn = db.connect(config.worker_database_url(), application_name="mintq-batch", lock_holder=True)
         workers.append(
             Batcher(
                 conn,

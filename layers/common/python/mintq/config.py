@@ -143,21 +143,44 @@ def cdp_api_keys() -> tuple[str, str] | None:
 
 @functools.cache
 def database_url() -> str:
-    """The PostgreSQL conninfo: ``MINTQ_DATABASE_URL`` or an RDS-style secret."""
-    url, arn = _value_or_secret_arn("MINTQ_DATABASE_URL", "MINTQ_DATABASE_SECRET_ARN")
+    """The PostgreSQL conninfo of the API functions (and the migrator): ``MINTQ_DATABASE_URL`` or
+    an RDS-style secret (``MINTQ_DATABASE_SECRET_ARN``). May go through a transaction pooler
+    (RDS Proxy): nothing on this path keeps state in the session."""
+    return _database_url("MINTQ_DATABASE_URL", "MINTQ_DATABASE_SECRET_ARN")
+
+
+@functools.cache
+def worker_database_url() -> str:
+    """The batch worker's conninfo: ``MINTQ_WORKER_DATABASE_URL`` or ``MINTQ_WORKER_DATABASE_SECRET_ARN``,
+    else the same as ``database_url()``. It must reach PostgreSQL directly, never through a
+    transaction pooler: the worker holds its signer's session advisory lock (it refuses a
+    pooled session, see ``db.connect``)."""
+    if _env("MINTQ_WORKER_DATABASE_URL") or _env("MINTQ_WORKER_DATABASE_SECRET_ARN"):
+        return _database_url("MINTQ_WORKER_DATABASE_URL", "MINTQ_WORKER_DATABASE_SECRET_ARN")
+    return database_url()
+
+
+def _database_url(url_var: str, arn_var: str) -> str:
+    """The conninfo set directly, or built from the secret: JSON {username, password, host,
+    port, dbname}. ``MINTQ_DATABASE_HOST`` replaces the secret's host (an RDS Proxy endpoint)
+    for ``MINTQ_DATABASE_SECRET_ARN`` only."""
+    url, arn = _value_or_secret_arn(url_var, arn_var)
     if url:
         return url
-    return _url_from_secret(arn)
+    return _url_from_secret(
+        arn, host=_env("MINTQ_DATABASE_HOST") if arn_var == "MINTQ_DATABASE_SECRET_ARN" else None
+    )
 
 
-def _url_from_secret(arn: str) -> str:
+def _url_from_secret(arn: str, *, host: str | None = None) -> str:
+    """The conninfo in an RDS-style secret; ``host`` (a proxy's endpoint) replaces the secret's."""
     secret = _secret(arn, json_object=True)
     missing = [k for k in ("username", "password", "host") if not secret.get(k)]
     if missing:
         raise errors.ConfigurationError(f"the database secret {arn} lacks {', '.join(missing)}")
     user = quote(str(secret["username"]), safe="")
     password = quote(str(secret["password"]), safe="")
-    host = secret["host"]
+    host = host or secret["host"]
     port = secret.get("port", 5432)
     dbname = secret.get("dbname", "postgres")
     return f"postgresql://{user}:{password}@{host}:{port}/{dbname}?sslmode=require"
@@ -264,4 +287,5 @@ def reset() -> None:
     cdp_api_keys.cache_clear()
     database_url.cache_clear()
     database_reader_url.cache_clear()
+    worker_database_url.cache_clear()
     signer_private_key.cache_clear()

@@ -70,8 +70,10 @@ def connect(
     """Open an autocommit connection; transactions are explicit (``with transaction(conn)``).
 
     ``prepare_threshold=None`` keeps psycopg from preparing statements, which would pin
-    sessions behind RDS Proxy. ``lock_holder`` sessions (batch workers) also get server-side
-    keepalives so a dead holder's advisory lock is released promptly.
+    sessions behind RDS Proxy. ``lock_holder`` sessions (batch workers, the migrator) hold
+    session advisory locks: they must own their backend, so a connection through a transaction
+    pooler is refused with ``errors.ConfigurationError`` (see ``own_session``), and they get
+    server-side keepalives so a dead holder's lock is released promptly.
     """
     try:
         conn = psycopg.connect(
@@ -87,10 +89,30 @@ def connect(
             keepalives_count=3,
         )
         if lock_holder:
+            if not own_session(conn):
+                conn.close()
+                raise errors.ConfigurationError(
+                    "this connection goes through a transaction pooler (RDS Proxy, PgBouncer): a session"
+                    " advisory lock taken on it would stay on a shared backend. Connect the batch worker"
+                    " (MINTQ_WORKER_DATABASE_URL / MINTQ_WORKER_DATABASE_SECRET_ARN) and the migrator"
+                    " to PostgreSQL directly"
+                )
             conn.execute(_SERVER_KEEPALIVES)
         return conn
     except psycopg.Error as exc:
         raise errors.DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
+
+
+def own_session(conn: psycopg.Connection[Row]) -> bool:
+    """Whether statements on ``conn`` run on the backend it connected to, i.e. not through a
+    transaction pooler.
+
+    The server names its backend (BackendKeyData) when the connection starts; a pooler that
+    multiplexes backends answers the client with a key of its own, so the backend that runs a
+    statement is not the one the client was told about. A plain TCP relay passes the key through.
+    """
+    row = conn.execute("SELECT pg_backend_pid() AS pid").fetchone()
+    return row is not None and row["pid"] == conn.info.backend_pid
 
 
 _shared: psycopg.Connection[Row] | None = None

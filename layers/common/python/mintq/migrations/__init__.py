@@ -49,7 +49,8 @@ def available() -> list[Migration]:
 def apply(conninfo: str | None = None) -> list[str]:
     """Bring the database up to date; returns the names of the migrations applied now."""
     applied_now: list[str] = []
-    conn = db.connect(conninfo, application_name="mintq-migrate")
+    # The migrator's lock is a session lock: lock_holder refuses a pooled connection.
+    conn = db.connect(conninfo, application_name="mintq-migrate", lock_holder=True)
     try:
         with db.wrap_errors():
             conn.execute("SELECT pg_advisory_lock(%(key)s)", {"key": LOCK_KEY})

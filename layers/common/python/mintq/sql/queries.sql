@@ -100,8 +100,13 @@ SELECT chain_id, signer_address, code, reason, since, last_seen_at
  ORDER BY since, signer_address;
 
 -- name: try_signer_lock
--- Session advisory lock per signer: one batch worker per wallet at a time.
-SELECT pg_try_advisory_lock(hashtextextended(%(lock_name)s, 0)) AS locked;
+-- Session advisory lock per signer: one batch worker per wallet at a time. Taken only if this
+-- statement runs on the backend the connection started on (%(backend_pid)s): through a
+-- transaction pooler it would land on a shared backend, so own_session is false and no lock
+-- is taken (one statement, so the check and the lock cannot run on different backends).
+SELECT pg_backend_pid() = %(backend_pid)s AS own_session,
+       CASE WHEN pg_backend_pid() = %(backend_pid)s
+            THEN pg_try_advisory_lock(hashtextextended(%(lock_name)s, 0)) END AS locked;
 
 -- name: release_signer_lock
 -- Give the signer lock back before the connection is reused.

@@ -1,0 +1,386 @@
+"""Least-privilege database roles (migration 0010), against the real PostgreSQL.
+
+Every table, view, sequence and function of the schema has a decision for each role in
+``GRANTS``; the database must grant exactly that, so an object a later migration adds without
+a decision fails here. Then the roles are used as deployments use them, through LOGIN users
+IN ROLE mintq_api / mintq_worker: what the API must never do is refused, and enqueue, status,
+a real batch on anvil and the payment reconciler each work under their own role.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from mintq import config, db, queue
+from tests.support import roles
+from tests.support.chain import ChainEnv, assert_exactly_once, drain, fresh_addresses
+from tests.support.events import http_event, invoke
+
+API, WORKER = "mintq_api", "mintq_worker"
+
+
+def cols(privilege: str, columns: str) -> set[str]:
+    return {f"{privilege}({c})" for c in columns.split()}
+
+
+PAID_REQUEST_COLUMNS = (
+    "id queue_position enqueue_position payer_address payment_type payment_id payment_tx_hash tx_hash_bytes32"
+)
+#: object -> (what mintq_api holds, what mintq_worker holds). PUBLIC holds nothing on any of them.
+#: A new object needs a line here, and its migration the grants it states.
+GRANTS: dict[str, tuple[set[str], set[str]]] = {
+    # tables
+    "mint_queue": (
+        {"SELECT"} | cols("INSERT", PAID_REQUEST_COLUMNS),
+        {"SELECT"}
+        | cols("INSERT", PAID_REQUEST_COLUMNS)
+        | cols("UPDATE", "status batch_id retry_count error_message processed_at mint_tx_hash"),
+    ),
+    "mint_history": ({"SELECT"}, {"SELECT", "INSERT"}),
+    "batch_mints": (
+        {"SELECT"},
+        {"SELECT", "INSERT"}
+        | cols(
+            "UPDATE",
+            "status batch_tx_hash sent_at confirmed_at block_number gas_used effective_gas_price"
+            " error_message max_fee_per_gas max_priority_fee_per_gas",
+        ),
+    ),
+    "batch_attempts": (set(), {"SELECT", "INSERT", "UPDATE(status)"}),
+    "system_settings": ({"SELECT"}, {"SELECT"}),
+    "queue_cursor": ({"SELECT"}, {"SELECT", "UPDATE(claimed_through)"}),
+    "queue_counters": (set(), set()),  # written by the owner's triggers, read through queue_stats
+    "payer_pending": ({"SELECT"}, set()),
+    "idempotency_keys": (
+        {"SELECT"} | cols("INSERT", "key request_hash") | cols("UPDATE", "queue_id status_code response"),
+        {"SELECT", "DELETE", "UPDATE(created_at)"},
+    ),
+    "payments": (
+        {"SELECT", "DELETE"}
+        | cols(
+            "INSERT",
+            "payer_address auth_nonce x402_version network asset pay_to amount valid_before"
+            " signature_hash payload requirements from_block lease_until",
+        )
+        | cols("UPDATE", "status settlement_tx_hash settled_at lease_until error_reason"),
+        {"SELECT"}
+        | cols("UPDATE", "status settlement_tx_hash settled_at lease_until error_reason checked_at"),
+    ),
+    "schema_migrations": (set(), set()),
+    # views
+    "queue_stats": ({"SELECT"}, {"SELECT"}),
+    "refunds_due": (set(), set()),  # operators only
+    # sequences
+    "mint_queue_position_seq": ({"USAGE"}, {"USAGE"}),
+    "mint_history_id_seq": (set(), {"USAGE"}),
+    # functions
+    "mintq_enqueue(text,text,integer)": ({"EXECUTE"}, set()),
+    "mintq_queue_position(bigint)": ({"EXECUTE"}, {"EXECUTE"}),
+    "mintq_apply_counts(jsonb,jsonb)": (set(), set()),  # only the owner's counter triggers call it
+    "mint_queue_count_insert()": (set(), set()),
+    "mint_queue_count_update()": (set(), set()),
+    "mint_queue_count_delete()": (set(), set()),
+    "mint_queue_count_truncate()": (set(), set()),
+    "mintq_touch_updated_at()": (set(), set()),
+}
+
+_OBJECTS = """
+SELECT c.relname AS name, c.relkind::text AS kind,
+       coalesce(c.relacl, acldefault(CASE WHEN c.relkind = 'S' THEN 's' ELSE 'r' END::"char", c.relowner)) AS acl
+  FROM pg_class c
+ WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                   AND d.deptype = 'e')
+UNION ALL
+SELECT replace(p.oid::regprocedure::text, ', ', ','), 'function', coalesce(p.proacl, acldefault('f', p.proowner))
+  FROM pg_proc p
+ WHERE p.pronamespace = current_schema()::regnamespace
+   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                   AND d.deptype = 'e')
+"""
+
+_GRANTED = """
+SELECT o.name, coalesce(r.rolname, 'PUBLIC') AS grantee, a.privilege_type
+  FROM objects o CROSS JOIN LATERAL aclexplode(o.acl) a
+  LEFT JOIN pg_roles r ON r.oid = a.grantee
+UNION ALL
+SELECT c.relname, coalesce(r.rolname, 'PUBLIC'), a.privilege_type || '(' || att.attname || ')'
+  FROM pg_attribute att JOIN pg_class c ON c.oid = att.attrelid
+ CROSS JOIN LATERAL aclexplode(att.attacl) a
+  LEFT JOIN pg_roles r ON r.oid = a.grantee
+ WHERE c.relnamespace = current_schema()::regnamespace AND att.attacl IS NOT NULL
+"""
+
+
+def schema_objects(conn: Any) -> dict[str, str]:
+    return {r["name"]: r["kind"] for r in conn.execute(_OBJECTS)}
+
+
+def granted(conn: Any) -> dict[tuple[str, str], set[str]]:
+    found: dict[tuple[str, str], set[str]] = {}
+    for r in conn.execute(f"WITH objects AS ({_OBJECTS}) {_GRANTED}"):
+        found.setdefault((r["name"], r["grantee"]), set()).add(r["privilege_type"])
+    return found
+
+
+def test_every_schema_object_has_a_grant_decision_for_each_role_and_the_database_grants_exactly_that(
+    conn: Any,
+) -> None:
+    objects = schema_objects(conn)
+    undecided = sorted(set(objects) - set(GRANTS))
+    assert not undecided, (
+        f"no grant decision for {undecided}: grant them to mintq_api / mintq_worker (or not) in their"
+        " migration and classify them in GRANTS"
+    )
+    assert not sorted(set(GRANTS) - set(objects)), "GRANTS names objects the schema no longer has"
+    actual = granted(conn)
+    for name in objects:
+        api, worker = GRANTS[name]
+        assert actual.get((name, API), set()) == api, name
+        assert actual.get((name, WORKER), set()) == worker, name
+        assert actual.get((name, "PUBLIC"), set()) == set(), f"PUBLIC may use {name}"
+
+
+def test_neither_role_can_create_in_the_schema_nor_owns_anything(conn: Any) -> None:
+    for role in (API, WORKER):
+        row = conn.execute(
+            "SELECT has_schema_privilege(%(r)s, current_schema(), 'CREATE') AS can_create,"
+            " (SELECT count(*) FROM pg_class WHERE relowner = %(r)s::regrole)"
+            " + (SELECT count(*) FROM pg_proc WHERE proowner = %(r)s::regrole) AS owned,"
+            " (SELECT rolcanlogin OR rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles"
+            "   WHERE rolname = %(r)s) AS powers",
+            {"r": role},
+        ).fetchone()
+        assert row == {"can_create": False, "owned": 0, "powers": False}, role
+
+
+# --- the roles in use ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def api_url(pg_server: Any, database_url: str) -> Iterator[str]:
+    with roles.login(pg_server.admin_url, API) as user:
+        yield roles.as_user(database_url, user)
+
+
+@pytest.fixture
+def worker_url(pg_server: Any, database_url: str) -> Iterator[str]:
+    with roles.login(pg_server.admin_url, WORKER) as user:
+        yield roles.as_user(database_url, user)
+
+
+def as_api_handlers(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """The enqueue and status handlers connect with ``url`` from now on."""
+    monkeypatch.setenv("MINTQ_DATABASE_URL", url)
+    config.reset()
+    db.close_shared_connection()
+
+
+REFUSED_TO_THE_API = [
+    "UPDATE batch_mints SET status = 'failed'",
+    "UPDATE mint_queue SET status = 'completed'",
+    "UPDATE mint_queue SET retry_count = 0",
+    "DELETE FROM mint_queue",
+    "DELETE FROM mint_history",
+    "INSERT INTO mint_queue (payer_address, payment_type, status) VALUES ('0x00', 'free', 'completed')",
+    "INSERT INTO mint_history (queue_id, payer_address, mint_tx_hash, payment_type, created_at)"
+    " VALUES (gen_random_uuid(), '0x00', '0x00', 'free', now())",
+    "INSERT INTO batch_mints (batch_tx_hash, mint_count, chain_id, signer_address, token_address, nonce,"
+    " gas_limit, max_fee_per_gas, max_priority_fee_per_gas) VALUES ('0x', 1, 1, '0x', '0x', 0, 1, 1, 1)",
+    "SELECT raw_tx FROM batch_attempts",
+    "UPDATE queue_counters SET n = 0",
+    "UPDATE queue_cursor SET claimed_through = 0",
+    "UPDATE system_settings SET value = '1'",
+    "DELETE FROM idempotency_keys",
+    "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
+    "SELECT * FROM refunds_due",
+    "TRUNCATE mint_queue",
+    "ALTER TABLE mint_queue ADD COLUMN sneaky int",
+    "ALTER TABLE batch_mints DROP CONSTRAINT batch_mints_nonce_key",
+    "DROP TABLE mint_history",
+    "CREATE TABLE sneaky (x int)",
+    "CREATE FUNCTION sneaky() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+    "CREATE OR REPLACE FUNCTION mintq_touch_updated_at() RETURNS trigger LANGUAGE plpgsql"
+    " AS 'BEGIN RETURN NULL; END'",
+]
+REFUSED_TO_THE_WORKER = [
+    "DELETE FROM mint_queue",
+    "DELETE FROM mint_history",
+    "UPDATE mint_history SET mint_tx_hash = '0x00'",
+    "DELETE FROM batch_mints",
+    "UPDATE batch_mints SET nonce = nonce + 1",
+    "UPDATE mint_queue SET payer_address = '0x00'",
+    "INSERT INTO payments (payer_address, auth_nonce, x402_version, network, asset, pay_to, amount,"
+    " valid_before, signature_hash, payload, requirements) VALUES ('0x', '0x', 2, 'n', '0x', '0x', 1, 1,"
+    " 'h', '{}', '{}')",
+    "DELETE FROM payments",
+    "UPDATE system_settings SET value = '1'",
+    "UPDATE queue_counters SET n = 0",
+    "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
+    "SELECT * FROM mintq_enqueue('0x00', 'free', 10)",
+    "TRUNCATE mint_queue",
+    "ALTER TABLE mint_queue ADD COLUMN sneaky int",
+    "DROP VIEW queue_stats",
+    "CREATE TABLE sneaky (x int)",
+]
+
+
+@pytest.mark.parametrize(
+    ("role", "statement"),
+    [(API, s) for s in REFUSED_TO_THE_API] + [(WORKER, s) for s in REFUSED_TO_THE_WORKER],
+)
+def test_each_role_is_refused_what_it_must_never_do(
+    pg_server: Any, database_url: str, conn: Any, role: str, statement: str
+) -> None:
+    # Rows to act on, so a granted UPDATE or DELETE could not pass for a refusal by matching nothing.
+    queue_id = conn.execute(
+        "SELECT id FROM mintq_enqueue('0x1111111111111111111111111111111111111111', 'free', 10)"
+    ).fetchone()["id"]
+    conn.execute(
+        "INSERT INTO mint_history (queue_id, payer_address, mint_tx_hash, payment_type, created_at)"
+        " VALUES (%(id)s, '0x11', '0x22', 'free', now())",
+        {"id": queue_id},
+    )
+    with (
+        roles.login(pg_server.admin_url, role) as user,
+        psycopg.connect(roles.as_user(database_url, user), autocommit=True) as session,
+        pytest.raises(psycopg.errors.InsufficientPrivilege),
+    ):
+        session.execute(statement.encode())
+
+
+def test_enqueue_and_status_work_as_the_api_role(
+    api_url: str, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_api_handlers(monkeypatch, api_url)
+    [alice, bob] = fresh_addresses(2)
+    status, body, _ = invoke("enqueue", http_event("POST", "/mint", body={"payer": alice}))
+    assert status == 202, body
+    queue_id = body["queueId"]
+    headers = {"Idempotency-Key": "roles-1"}
+    first = invoke("enqueue", http_event("POST", "/mint", body={"payer": bob}, headers=headers))
+    again = invoke("enqueue", http_event("POST", "/mint", body={"payer": bob}, headers=headers))
+    assert first[0] == again[0] == 202 and first[1]["queueId"] == again[1]["queueId"]
+
+    status, stats, _ = invoke("status", http_event("GET", "/queue/status"))
+    assert status == 200 and stats["stats"]["pending_count"] == 2, stats
+    status, listed, _ = invoke(
+        "status",
+        http_event(
+            "GET", f"/queue/payer/{alice}", route="/queue/payer/{address}", path_parameters={"address": alice}
+        ),
+    )
+    assert status == 200 and [i["id"] for i in listed["requests"]] == [queue_id], listed
+    status, item, _ = invoke(
+        "status",
+        http_event(
+            "GET",
+            f"/queue/item/{queue_id}",
+            route="/queue/item/{queueId}",
+            path_parameters={"queueId": queue_id},
+        ),
+    )
+    assert (status, item["status"], item["queue_position"]) == (200, "pending", 1), item
+    # The session really is the API login, not the owner.
+    assert (
+        conn.execute(
+            "SELECT count(*) AS n FROM pg_stat_activity WHERE usename = %(u)s",
+            {"u": psycopg.conninfo.conninfo_to_dict(api_url)["user"]},
+        ).fetchone()["n"]
+        >= 1
+    )
+
+
+@pytest.mark.chain
+def test_a_real_batch_on_anvil_and_its_status_work_under_the_worker_and_api_roles(
+    chain_env: ChainEnv, api_url: str, worker_url: str, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    as_api_handlers(monkeypatch, api_url)
+    token = chain_env.deploy()
+    payers = fresh_addresses(6)
+    ids = []
+    for payer in payers:
+        status, body, _ = invoke("enqueue", http_event("POST", "/mint", body={"payer": payer}))
+        assert status == 202, body
+        ids.append(body["queueId"])
+    worker = chain_env.worker(worker_url, token)
+    try:
+        assert worker.try_lock()  # the signer lock, claims, records, receipts: all as the worker
+        drain(worker)
+        db.one(worker.conn, "release_signer_lock", {"lock_name": worker.lock_name})
+        # Housekeeping under the same role: idempotency keys past retention are pruned.
+        conn.execute(
+            "INSERT INTO idempotency_keys (key, request_hash, created_at) VALUES ('old', %(h)s, now() - interval '30 days')",
+            {"h": "0" * 64},
+        )
+        assert queue.prune_idempotency_keys(worker.conn, retention_hours=24) == 1
+    finally:
+        worker.conn.close()
+    assert assert_exactly_once(chain_env, conn, token) == len(payers)
+    # Completed requests, one of them archived (its queue row cleaned up by an operator), read as the API.
+    conn.execute("DELETE FROM mint_queue WHERE id = %(id)s", {"id": uuid.UUID(ids[0])})
+    for queue_id in ids:
+        status, item, _ = invoke(
+            "status",
+            http_event(
+                "GET",
+                f"/queue/item/{queue_id}",
+                route="/queue/item/{queueId}",
+                path_parameters={"queueId": queue_id},
+            ),
+        )
+        assert (status, item["status"]) == (200, "completed"), item
+    status, stats, _ = invoke("status", http_event("GET", "/queue/status"))
+    assert stats["recentBatches"] and stats["recentBatches"][0]["status"] == "confirmed"
+
+
+@pytest.mark.chain
+def test_paid_requests_and_the_payment_reconciler_work_under_the_api_and_worker_roles(
+    w3: Any,
+    chain_env: ChainEnv,
+    database_url: str,
+    conn: Any,
+    api_url: str,
+    worker_url: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from tests.integration.test_x402 import (
+        _deploy_stack,
+        pay_v2,
+        post_mint,
+        rows,
+        v2_header,
+    )
+    from tests.integration.test_x402 import (
+        drain as drain_paid,
+    )
+
+    for stack in _deploy_stack(w3, chain_env, database_url, monkeypatch, max_mints=100):
+        as_api_handlers(monkeypatch, api_url)
+        settled, pending = stack.payer(), stack.payer()
+        status, body, _ = post_mint(v2_header(pay_v2(settled, stack)))
+        assert (status, body["paymentStatus"]) == (202, "settled"), body
+        stack.facilitator.mode = "settle_pending"
+        status, body, _ = post_mint(v2_header(pay_v2(pending, stack)))
+        assert (status, body["paymentStatus"]) == (202, "settlement_pending"), body
+        stack.facilitator.mode = "up"
+        # The worker login mints the settled one and reconciles the pending one into a mint.
+        drain_paid(dataclasses.replace(stack, database_url=worker_url), reconcile=True)
+        assert stack.minted(settled.address) == stack.minted(pending.address) == 1
+        assert {p["status"] for p in rows(conn, "payments")} == {"settled"}
+        status, item, _ = invoke(
+            "status",
+            http_event(
+                "GET",
+                f"/queue/item/{body['queueId']}",
+                route="/queue/item/{queueId}",
+                path_parameters={"queueId": body["queueId"]},
+            ),
+        )
+        assert (status, item["status"], item["payment_status"]) == (200, "completed", "settled"), item
