@@ -56,6 +56,27 @@ def test_the_database_url_is_built_from_an_rds_style_secret_with_its_password_es
     assert config.database_url() == "postgresql://mintq:p%40ss%2Fw%3Ard@db.example:6432/q?sslmode=require"
 
 
+def test_the_api_may_go_through_a_proxy_host_while_the_worker_keeps_its_own_direct_login(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = _secret(secrets, "mintq/db-api", {"username": "api", "password": "a", "host": "db.internal"})
+    worker = _secret(
+        secrets, "mintq/db-worker", {"username": "worker", "password": "w", "host": "db.internal"}
+    )
+    monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", api)
+    monkeypatch.setenv("MINTQ_DATABASE_HOST", "proxy.example")
+    # Without a worker login of its own the worker would share the API's (local use only).
+    assert config.worker_database_url() == config.database_url()
+    assert config.database_url() == "postgresql://api:a@proxy.example:5432/postgres?sslmode=require"
+    monkeypatch.setenv("MINTQ_WORKER_DATABASE_SECRET_ARN", worker)
+    config.reset()
+    # The proxy host is for the API's secret only: the worker goes to the database itself.
+    assert config.worker_database_url() == "postgresql://worker:w@db.internal:5432/postgres?sslmode=require"
+    monkeypatch.setenv("MINTQ_WORKER_DATABASE_URL", "postgresql://direct@db.internal/mintq")
+    config.reset()
+    assert config.worker_database_url() == "postgresql://direct@db.internal/mintq"
+
+
 def test_a_database_secret_that_is_not_a_json_object_is_a_configuration_error(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -291,14 +291,24 @@ def test_every_function_logs_to_its_own_group_with_retention(template: dict[str,
     assert len(used) == len(set(used)), "two functions share a log group"
 
 
+#: Each function's own database login (README, "Database logins"); nobody else reads another's.
+DATABASE_SECRETS = {
+    "EnqueueFunction": "api-db-secret",
+    "StatusFunction": "api-db-secret",
+    "BatchFunction": "worker-db-secret",
+    "MigrateFunction": "owner-db-secret",
+}
+SECRET_PARAMS = {
+    "DatabaseSecretArn": "owner-db-secret",
+    "ApiDatabaseSecretArn": "api-db-secret",
+    "WorkerDatabaseSecretArn": "worker-db-secret",
+    "SignerSecretArn": "signer-secret",
+}
+
+
 @pytest.mark.parametrize("cdp", ["", "arn:aws:secretsmanager:us-east-1:123456789012:secret:cdp-AbCdEf"])
 def test_secrets_access_is_least_privilege(template: dict[str, Any], cdp: str) -> None:
-    params = {
-        **_defaults(template),
-        "DatabaseSecretArn": "db-secret",
-        "SignerSecretArn": "signer-secret",
-        "X402CdpSecretArn": cdp,
-    }
+    params = {**_defaults(template), **SECRET_PARAMS, "X402CdpSecretArn": cdp}
     for name, props in _functions(template).items():
         secrets = set()
         for policy in filter(None, (_resolve(p, template, params) for p in props.get("Policies", []))):
@@ -308,7 +318,7 @@ def test_secrets_access_is_least_privilege(template: dict[str, Any], cdp: str) -
             secrets.add(
                 _resolve(policy["AWSSecretsManagerGetSecretValuePolicy"]["SecretArn"], template, params)
             )
-        expected = {"db-secret"}
+        expected = {DATABASE_SECRETS[name]}
         if name == "BatchFunction":
             expected.add("signer-secret")
         if name == "EnqueueFunction" and cdp:  # only the function that calls the facilitator
@@ -321,12 +331,55 @@ def test_secrets_access_is_least_privilege(template: dict[str, Any], cdp: str) -
             assert "MINTQ_X402_CDP_SECRET_ARN" not in env, name
 
 
+def test_each_function_connects_with_its_own_login_and_only_the_api_may_go_through_rds_proxy(
+    template: dict[str, Any],
+) -> None:
+    for proxy in ("false", "true"):
+        params = {**_defaults(template), **SECRET_PARAMS, "UseRdsProxy": proxy}
+        for name, props in _functions(template).items():
+            env = props["Environment"]["Variables"]
+            if name == "BatchFunction":
+                # The worker's own variable, so it never falls back to the API's (proxied) login.
+                assert (
+                    _resolve(env["MINTQ_WORKER_DATABASE_SECRET_ARN"], template, params) == "worker-db-secret"
+                )
+                assert not {"MINTQ_DATABASE_SECRET_ARN", "MINTQ_DATABASE_HOST"} & set(env)
+                continue
+            assert _resolve(env["MINTQ_DATABASE_SECRET_ARN"], template, params) == DATABASE_SECRETS[name], (
+                name
+            )
+            assert "MINTQ_WORKER_DATABASE_SECRET_ARN" not in env, name
+            host = _resolve(env.get("MINTQ_DATABASE_HOST", ""), template, params)
+            if name in ("EnqueueFunction", "StatusFunction") and proxy == "true":
+                assert host == {"Fn::GetAtt": ["DbProxy", "Endpoint"]}, name
+            else:
+                assert host in ("", None), name
+    for res in ("DbProxy", "DbProxyRole", "DbProxyTargetGroup"):
+        assert template["Resources"][res]["Condition"] == "HasRdsProxy", res
+    proxy_props = template["Resources"]["DbProxy"]["Properties"]
+    # The proxy knows the API login only, and may read that secret only.
+    assert [a["SecretArn"] for a in proxy_props["Auth"]] == [{"Ref": "ApiDatabaseSecretArn"}]
+    assert proxy_props["EngineFamily"] == "POSTGRESQL" and proxy_props["RequireTLS"] is True
+    [policy] = template["Resources"]["DbProxyRole"]["Properties"]["Policies"]
+    [statement] = policy["PolicyDocument"]["Statement"]
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == {"Ref": "ApiDatabaseSecretArn"}
+    assert _resolve({"Condition": "HasRdsProxy"}, template, _defaults(template)) is False
+
+
+def test_database_secrets_are_arns_never_values(template: dict[str, Any]) -> None:
+    for name in ("DatabaseSecretArn", "ApiDatabaseSecretArn", "WorkerDatabaseSecretArn"):
+        param = template["Parameters"][name]
+        assert param["AllowedPattern"].startswith("^arn:aws"), name
+        assert "Default" not in param, name
+
+
 def test_environment(template: dict[str, Any]) -> None:
     for name, props in _functions(template).items():
         env = props["Environment"]["Variables"]
         assert env["POWERTOOLS_SERVICE_NAME"] == "mintq"
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "Mintq"
-        assert {"POWERTOOLS_LOG_LEVEL", "MINTQ_DATABASE_SECRET_ARN", "MINTQ_PAYMENT_MODE"} <= set(env)
+        assert {"POWERTOOLS_LOG_LEVEL", "MINTQ_PAYMENT_MODE"} <= set(env)
         # Every function may read the chain (x402 checks supply before charging anyone);
         # only the batch worker may sign.
         assert {"MINTQ_RPC_URL", "MINTQ_TOKEN_ADDRESS", "MINTQ_CHAIN_ID"} <= set(env), name
