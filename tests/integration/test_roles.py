@@ -10,16 +10,15 @@ a real batch on anvil and the payment reconciler each work under their own role.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
-from mintq import config, db, queue
+from mintq import config, db, migrations, queue, retention
 from tests.support import roles
-from tests.support.chain import ChainEnv, assert_exactly_once, drain, fresh_addresses
+from tests.support.chain import AMOUNT, ChainEnv, drain, fresh_addresses
 from tests.support.events import http_event, invoke
 
 API, WORKER = "mintq_api", "mintq_worker"
@@ -33,7 +32,7 @@ PAID_REQUEST_COLUMNS = (
     "id queue_position enqueue_position payer_address payment_type payment_id payment_tx_hash tx_hash_bytes32"
 )
 #: object -> (what mintq_api holds, what mintq_worker holds). PUBLIC holds nothing on any of them.
-#: A new object needs a line here, and its migration the grants it states.
+#: A new object needs a line here, and migrations/grants.sql the grants it states.
 GRANTS: dict[str, tuple[set[str], set[str]]] = {
     # tables
     "mint_queue": (
@@ -73,6 +72,10 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
         | cols("UPDATE", "status settlement_tx_hash settled_at lease_until error_reason checked_at"),
     ),
     "schema_migrations": (set(), set()),
+    "worker_refusals": (
+        {"SELECT"},
+        {"SELECT", "INSERT", "DELETE"} | cols("UPDATE", "code reason since last_seen_at"),
+    ),
     # views
     "queue_stats": ({"SELECT"}, {"SELECT"}),
     "refunds_due": (set(), set()),  # operators only
@@ -88,6 +91,8 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "mint_queue_count_delete()": (set(), set()),
     "mint_queue_count_truncate()": (set(), set()),
     "mintq_touch_updated_at()": (set(), set()),
+    # retention, run as the owner: finished rows only
+    "mintq_delete_expired_queue_rows(double precision,integer)": (set(), {"EXECUTE"}),
 }
 
 _OBJECTS = """
@@ -147,6 +152,18 @@ def test_every_schema_object_has_a_grant_decision_for_each_role_and_the_database
         assert actual.get((name, "PUBLIC"), set()) == set(), f"PUBLIC may use {name}"
 
 
+def test_every_migration_run_restores_exactly_the_granted_privileges(database_url: str, conn: Any) -> None:
+    """grants.sql is re-applied on every run: a stray grant goes, a lost one comes back (0013
+    recreates mintq_enqueue after 0010; a recreated object would otherwise lose its grants)."""
+    before = granted(conn)
+    conn.execute("GRANT DELETE ON mint_queue TO mintq_worker")
+    conn.execute("GRANT UPDATE (payer_address) ON mint_queue TO mintq_api")
+    conn.execute("REVOKE EXECUTE ON FUNCTION mintq_enqueue(text, text, integer) FROM mintq_api")
+    assert granted(conn) != before
+    assert migrations.apply(database_url) == []
+    assert granted(conn) == before
+
+
 def test_neither_role_can_create_in_the_schema_nor_owns_anything(conn: Any) -> None:
     for role in (API, WORKER):
         row = conn.execute(
@@ -200,6 +217,8 @@ REFUSED_TO_THE_API = [
     "DELETE FROM idempotency_keys",
     "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
     "SELECT * FROM refunds_due",
+    "SELECT * FROM mintq_delete_expired_queue_rows(0, 100)",
+    "DELETE FROM worker_refusals",
     "TRUNCATE mint_queue",
     "ALTER TABLE mint_queue ADD COLUMN sneaky int",
     "ALTER TABLE batch_mints DROP CONSTRAINT batch_mints_nonce_key",
@@ -224,6 +243,7 @@ REFUSED_TO_THE_WORKER = [
     "UPDATE queue_counters SET n = 0",
     "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
     "SELECT * FROM mintq_enqueue('0x00', 'free', 10)",
+    "DELETE FROM mint_queue WHERE status = 'completed'",  # retention goes through its function
     "TRUNCATE mint_queue",
     "ALTER TABLE mint_queue ADD COLUMN sneaky int",
     "DROP VIEW queue_stats",
@@ -320,11 +340,22 @@ def test_a_real_batch_on_anvil_and_its_status_work_under_the_worker_and_api_role
             {"h": "0" * 64},
         )
         assert queue.prune_idempotency_keys(worker.conn, retention_hours=24) == 1
+        # ... and retention deletes finished rows only, never one still waiting.
+        waiting = db.one(
+            conn, "enqueue_request", {"payer": payers[0], "payment_type": "free", "default_max_pending": 10}
+        )
+        conn.execute(
+            "UPDATE mint_queue SET processed_at = processed_at - interval '2 days' WHERE status = 'completed'"
+        )
+        assert retention.delete_expired(worker.conn, older_than_days=1) == len(payers)
+        left = conn.execute("SELECT id, status::text AS status FROM mint_queue").fetchall()
+        assert left == [{"id": waiting["id"], "status": "pending"}]
     finally:
         worker.conn.close()
-    assert assert_exactly_once(chain_env, conn, token) == len(payers)
-    # Completed requests, one of them archived (its queue row cleaned up by an operator), read as the API.
-    conn.execute("DELETE FROM mint_queue WHERE id = %(id)s", {"id": uuid.UUID(ids[0])})
+    # Every mint once on chain, each in mint_history; the API reads them from there now.
+    assert chain_env.total_supply(token) // AMOUNT == len(payers)
+    archived = conn.execute("SELECT queue_id::text AS id FROM mint_history").fetchall()
+    assert sorted(r["id"] for r in archived) == sorted(ids)
     for queue_id in ids:
         status, item, _ = invoke(
             "status",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import tempfile
@@ -19,29 +18,7 @@ import time
 from pathlib import Path
 from urllib.parse import quote
 
-import psycopg
-
-BINARY_CANDIDATES = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer")
-
-
-def ensure_installed() -> str:
-    """The pgbouncer binary's path, installing Debian's package first if needed."""
-    found = shutil.which("pgbouncer") or next((p for p in BINARY_CANDIDATES if Path(p).exists()), None)
-    if found:
-        return found
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
-    # policy-rc.d-less containers may try to start the packaged service: we never use it.
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "pgbouncer"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    found = next((p for p in BINARY_CANDIDATES if Path(p).exists()), None)
-    if not found:
-        raise RuntimeError("apt-get installed pgbouncer but its binary is not where Debian puts it")
-    return found
+from tests.support import debian
 
 
 def free_port() -> int:
@@ -73,7 +50,8 @@ class PgBouncer:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start(self) -> PgBouncer:
-        binary = ensure_installed()
+        # Debian puts it in /usr/sbin, which is not on every PATH.
+        binary = debian.ensure("/usr/sbin/pgbouncer", "pgbouncer")
         self._dir = tempfile.TemporaryDirectory(prefix="mintq-pgbouncer-")
         folder = Path(self._dir.name)
         # pgbouncer refuses to run as root; as root it drops to the postgres user (-u), which
@@ -126,19 +104,6 @@ class PgBouncer:
                 return True
             time.sleep(0.05)
         return False
-
-    def server_backends(self, database: str) -> list[int]:
-        """PIDs of the PostgreSQL backends PgBouncer holds open to ``database``."""
-        host, port = self.upstream
-        with psycopg.connect(f"host={host} port={port} user=postgres dbname=postgres", autocommit=True) as c:
-            return [
-                int(r[0])
-                for r in c.execute(
-                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
-                    " AND application_name NOT LIKE 'mintq-direct%%'",
-                    (database,),
-                )
-            ]
 
     def _kill(self) -> None:
         if self._process is not None and self._process.poll() is None:

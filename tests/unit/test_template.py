@@ -296,6 +296,7 @@ DATABASE_SECRETS = {
     "EnqueueFunction": "api-db-secret",
     "StatusFunction": "api-db-secret",
     "BatchFunction": "worker-db-secret",
+    "RetentionFunction": "worker-db-secret",
     "MigrateFunction": "owner-db-secret",
 }
 SECRET_PARAMS = {

@@ -1,15 +1,19 @@
 -- Least-privilege group roles. Deployments create one LOGIN user per function and make it a
--- member (README, "Database logins"):
+-- member (README, "Database logins and RDS Proxy"):
 --   mintq_api     the enqueue and status functions: enqueue, x402 payment records, status reads;
---   mintq_worker  the batch worker with its housekeeping (payment reconciler, key pruner);
+--   mintq_worker  the batch worker with its housekeeping (payment reconciler, key pruner,
+--                 retention) and the retention function;
 --   the owner     whoever runs the migrations owns every object and alone can change the schema
 --                 (neither group has CREATE on the schema nor owns anything).
 --
--- Roles are cluster-wide while grants are per database: the roles are created only if missing
--- (several databases of one server may migrate at once, so losing that race is fine), and the
--- grants below run in every database. Each object's grants are a decision, checked by
--- tests/integration/test_roles.py: A MIGRATION THAT ADDS A TABLE, VIEW, SEQUENCE OR FUNCTION
--- MUST GRANT (OR DELIBERATELY NOT GRANT) IT TO BOTH ROLES AND CLASSIFY IT THERE.
+-- Roles are cluster-wide while privileges are per database: the roles are created only if
+-- missing (several databases of one server may migrate at once, so losing that race is fine).
+-- What each role may do on each object is in grants.sql, which migrations.apply() re-applies
+-- after every run: a later migration that drops and recreates an object (0013 recreates
+-- mintq_enqueue) would otherwise silently take the grant away. Each object's grants are a
+-- decision, checked by tests/integration/test_roles.py: A MIGRATION THAT ADDS A TABLE, VIEW,
+-- SEQUENCE OR FUNCTION MUST ADD ITS GRANTS (OR ITS DELIBERATE ABSENCE) TO grants.sql AND
+-- CLASSIFY IT THERE.
 DO $$
 DECLARE
     name text;
@@ -26,13 +30,11 @@ BEGIN
 END;
 $$;
 
--- Functions are executable by PUBLIC unless revoked; here nothing is, unless granted below.
--- The same holds for functions later migrations create (default privileges of the owner).
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC;
+-- Functions are executable by PUBLIC unless revoked; functions later migrations create are
+-- not either (default privileges of the owner). grants.sql grants what each role runs.
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 -- PostgreSQL before 15 lets PUBLIC create objects in schema public.
 REVOKE CREATE ON SCHEMA public FROM PUBLIC;
-GRANT USAGE ON SCHEMA public TO mintq_api, mintq_worker;
 
 -- The queue counters are kept by statement triggers on mint_queue. Run as the owner, the
 -- triggers need no write rights on queue_counters or payer_pending for the roles, and neither
@@ -51,44 +53,31 @@ BEGIN
 END;
 $$;
 
--- --- mintq_api: POST /mint (free and x402) and GET /queue/... --------------------------------
-GRANT EXECUTE ON FUNCTION mintq_enqueue(text, text, integer) TO mintq_api;
-GRANT EXECUTE ON FUNCTION mintq_queue_position(bigint) TO mintq_api;
-GRANT USAGE ON SEQUENCE mint_queue_position_seq TO mintq_api;  -- a paid request's ticket
-GRANT SELECT ON mint_queue, mint_history, batch_mints, system_settings, queue_cursor, payer_pending,
-                queue_stats, payments, idempotency_keys TO mintq_api;
--- New requests only, pending, with the columns enqueue_request / enqueue_paid_request write;
--- status, batch, retries and results are the worker's.
-GRANT INSERT (id, queue_position, enqueue_position, payer_address, payment_type, payment_id,
-              payment_tx_hash, tx_hash_bytes32) ON mint_queue TO mintq_api;
-GRANT INSERT (key, request_hash) ON idempotency_keys TO mintq_api;
-GRANT UPDATE (queue_id, status_code, response) ON idempotency_keys TO mintq_api;
--- x402: the durable record before settlement, its outcome, and forgetting one the facilitator
--- never saw.
-GRANT INSERT (payer_address, auth_nonce, x402_version, network, asset, pay_to, amount, valid_before,
-              signature_hash, payload, requirements, from_block, lease_until) ON payments TO mintq_api;
-GRANT UPDATE (status, settlement_tx_hash, settled_at, lease_until, error_reason) ON payments TO mintq_api;
-GRANT DELETE ON payments TO mintq_api;
-
--- --- mintq_worker: the batch worker, the payment reconciler, the idempotency key pruner -----
-GRANT EXECUTE ON FUNCTION mintq_queue_position(bigint) TO mintq_worker;
-GRANT USAGE ON SEQUENCE mint_queue_position_seq TO mintq_worker;  -- a reconciled payment's ticket
-GRANT USAGE ON SEQUENCE mint_history_id_seq TO mintq_worker;
-GRANT SELECT ON mint_queue, mint_history, batch_mints, batch_attempts, system_settings, queue_cursor,
-                queue_stats, payments, idempotency_keys TO mintq_worker;
-GRANT UPDATE (status, batch_id, retry_count, error_message, processed_at, mint_tx_hash)
-    ON mint_queue TO mintq_worker;
--- A reconciled payment's mint (enqueue_paid_request), as the request would have queued it.
-GRANT INSERT (id, queue_position, enqueue_position, payer_address, payment_type, payment_id,
-              payment_tx_hash, tx_hash_bytes32) ON mint_queue TO mintq_worker;
-GRANT UPDATE (claimed_through) ON queue_cursor TO mintq_worker;
-GRANT INSERT ON batch_mints, batch_attempts, mint_history TO mintq_worker;
-GRANT UPDATE (status, batch_tx_hash, sent_at, confirmed_at, block_number, gas_used, effective_gas_price,
-              error_message, max_fee_per_gas, max_priority_fee_per_gas) ON batch_mints TO mintq_worker;
-GRANT UPDATE (status) ON batch_attempts TO mintq_worker;
-GRANT UPDATE (status, settlement_tx_hash, settled_at, lease_until, error_reason, checked_at)
-    ON payments TO mintq_worker;
--- Pruning: DELETE, plus UPDATE on one column because its SELECT ... FOR UPDATE SKIP LOCKED
--- locks the rows it deletes (row locks need UPDATE rights on some column).
-GRANT DELETE ON idempotency_keys TO mintq_worker;
-GRANT UPDATE (created_at) ON idempotency_keys TO mintq_worker;
+-- Retention deletes finished queue rows (worker housekeeping and the daily retention
+-- function). The worker may not DELETE from mint_queue itself: as the owner, this function
+-- deletes only completed rows (their mint is in mint_history) and failed unpaid ones past the
+-- retention, never a request that is still waiting, in flight or owed a refund. Returns the
+-- deleted ids, so the caller's row count is the number deleted.
+CREATE FUNCTION mintq_delete_expired_queue_rows(p_retention_seconds double precision, p_limit integer)
+RETURNS SETOF uuid
+LANGUAGE sql
+SECURITY DEFINER
+AS $$
+    WITH doomed AS (
+        SELECT id FROM mint_queue
+         WHERE status IN ('completed', 'failed')
+           AND processed_at < now() - make_interval(secs => p_retention_seconds)
+           AND (status = 'completed' OR payment_id IS NULL)
+         ORDER BY processed_at
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    )
+    DELETE FROM mint_queue m USING doomed WHERE m.id = doomed.id
+    RETURNING m.id
+$$;
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION mintq_delete_expired_queue_rows(double precision, integer)'
+                   ' SET search_path = %I, pg_temp', current_schema());
+END;
+$$;

@@ -3,7 +3,9 @@
 Files ``NNNN_description.sql`` in this folder are applied in name order, each in its own
 transaction, and recorded in ``schema_migrations``. A session advisory lock makes
 concurrent callers (a deploy step, the local stack, a test run) wait for each other
-instead of racing.
+instead of racing. Then ``grants.sql`` (what the roles mintq_api and mintq_worker may do on
+each object) is applied again, every run, so that it holds for objects a migration created
+or recreated.
 """
 
 from __future__ import annotations
@@ -46,6 +48,11 @@ def available() -> list[Migration]:
     return found
 
 
+def grants() -> str:
+    """The roles' privileges (``grants.sql``): revokes everything, then grants it again."""
+    return resources.files(__name__).joinpath("grants.sql").read_text(encoding="utf-8")
+
+
 def apply(conninfo: str | None = None) -> list[str]:
     """Bring the database up to date; returns the names of the migrations applied now."""
     applied_now: list[str] = []
@@ -82,6 +89,8 @@ def apply(conninfo: str | None = None) -> list[str]:
                             },
                         )
                     applied_now.append(migration.name)
+                with conn.transaction():
+                    conn.execute(grants().encode())
             finally:
                 if not conn.broken:
                     conn.execute("SELECT pg_advisory_unlock(%(key)s)", {"key": LOCK_KEY})

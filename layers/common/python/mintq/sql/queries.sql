@@ -510,17 +510,10 @@ RETURNING key, value, updated_at;
 -- name: delete_expired_queue_rows
 -- Retention: delete up to %(limit)s completed and failed queue rows finished more than
 -- %(retention_seconds)s ago, oldest first. Completed mints stay in mint_history; a paid
--- request that failed stays (it is listed in refunds_due until someone refunds it).
-WITH doomed AS (
-    SELECT id FROM mint_queue
-     WHERE status IN ('completed', 'failed')
-       AND processed_at < now() - make_interval(secs => %(retention_seconds)s)
-       AND (status = 'completed' OR payment_id IS NULL)
-     ORDER BY processed_at
-     LIMIT %(limit)s
-       FOR UPDATE SKIP LOCKED
-)
-DELETE FROM mint_queue m USING doomed WHERE m.id = doomed.id;
+-- request that failed stays (it is listed in refunds_due until someone refunds it). A
+-- function run as the owner (migration 0010): the worker's role may not DELETE requests.
+-- One row per deleted request, so the row count is the number deleted.
+SELECT id FROM mintq_delete_expired_queue_rows(%(retention_seconds)s::float8, %(limit)s::integer) AS id;
 
 -- name: count_expired_queue_rows
 -- How many rows retention would delete now (mintq cleanup --dry-run).
