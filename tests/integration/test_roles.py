@@ -51,7 +51,7 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
             " error_message max_fee_per_gas max_priority_fee_per_gas",
         ),
     ),
-    "batch_attempts": (set(), {"SELECT", "INSERT", "UPDATE(status)"}),
+    "batch_attempts": (cols("SELECT", "batch_id tx_hash attempt"), {"SELECT", "INSERT", "UPDATE(status)"}),
     "system_settings": ({"SELECT"}, {"SELECT"}),
     "queue_cursor": ({"SELECT"}, {"SELECT", "UPDATE(claimed_through)"}),
     "queue_counters": (set(), set()),  # written by the owner's triggers, read through queue_stats

@@ -14,6 +14,9 @@ GRANT EXECUTE ON FUNCTION mintq_queue_position(bigint) TO mintq_api;
 GRANT USAGE ON SEQUENCE mint_queue_position_seq TO mintq_api;  -- a paid request's ticket
 GRANT SELECT ON mint_queue, mint_history, batch_mints, system_settings, queue_cursor, payer_pending,
                 queue_stats, payments, idempotency_keys, worker_refusals TO mintq_api;
+-- x402 admission counts mints of in-flight batches by their attempts' receipts; never the
+-- signed raw transactions.
+GRANT SELECT (batch_id, tx_hash, attempt) ON batch_attempts TO mintq_api;
 -- New requests only, pending, with the columns enqueue_request / enqueue_paid_request write;
 -- status, batch, retries and results are the worker's.
 GRANT INSERT (id, queue_position, enqueue_position, payer_address, payment_type, payment_id,
