@@ -20,6 +20,9 @@ logger = Logger()
 
 #: seconds kept back from the Lambda timeout to send the response
 _RESPONSE_MARGIN_S = 10.0
+#: the response's own timeout; never more than the invocation has left (less a little)
+_SEND_TIMEOUT_S = 15.0
+_SEND_SLACK_S = 0.5
 #: CloudFormation rejects response bodies over 4 KiB
 _MAX_TEXT = 1000
 
@@ -51,7 +54,9 @@ def _run_with_deadline(seconds: float) -> list[str]:
     return applied
 
 
-def _send(event: dict[str, Any], status: str, physical_id: str, reason: str, data: dict[str, str]) -> None:
+def _send(
+    event: dict[str, Any], status: str, physical_id: str, reason: str, data: dict[str, str], *, timeout: float
+) -> None:
     body = json.dumps(
         {
             "Status": status,
@@ -71,7 +76,7 @@ def _send(event: dict[str, Any], status: str, physical_id: str, reason: str, dat
         method="PUT",
         headers={"Content-Type": "", "Content-Length": str(len(body))},
     )
-    with urllib.request.urlopen(request, timeout=15) as response:
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         logger.info("response sent", extra={"status": status, "http_status": response.status})
 
 
@@ -92,4 +97,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
     except Exception as exc:
         logger.exception("migrations failed")
         status, reason = "FAILED", f"{type(exc).__name__}: {exc}"
-    _send(event, status, physical_id, reason, data)
+    # A slow S3 endpoint must not carry the invocation past its timeout: the margin above is
+    # what the answer has, whatever the migration took.
+    left = context.get_remaining_time_in_millis() / 1000 - _SEND_SLACK_S
+    _send(event, status, physical_id, reason, data, timeout=max(0.1, min(_SEND_TIMEOUT_S, left)))

@@ -9,6 +9,11 @@ Sits in front of anvil or PostgreSQL and lets a test break the network on purpos
   contains ``eth_sendRawTransaction`` to the node, waits for the node's answer, and then
   closes the client's connection without passing the answer on: the transaction reached
   the node, the caller never heard back. ``lost_sends`` counts how often that happened;
+* ``hang(methods)`` (HTTP mode) never answers a request whose body names one of these
+  JSON-RPC methods (``"*"``: every request): the connection stays open and silent, like a
+  node that accepts connections and never answers. With ``forward=True`` the request
+  reaches the node first (a send the node took, whose answer never comes). ``hung``
+  counts them;
 * ``throttle(p)`` (HTTP mode) answers a random share ``p`` of requests with ``429 Too Many
   Requests`` and ``Retry-After: 1`` without forwarding them, like a rate-limited RPC
   provider; ``throttled`` counts them.
@@ -24,6 +29,7 @@ import http.client
 import random
 import socket
 import threading
+from collections.abc import Iterable
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -45,6 +51,8 @@ class TcpProxy:
         self._throttle = 0.0
         self._rng = random.Random(402)
         self.throttled = 0
+        self._hang: tuple[frozenset[str], bool] = (frozenset(), False)
+        self.hung = 0
         self.accepted = 0
         self._listener: socket.socket | None = self._bind(0)
         self.port: int = self._listener.getsockname()[1]
@@ -88,6 +96,20 @@ class TcpProxy:
             raise ValueError("losing responses needs mode='http'")
         self._lose_sends = on
 
+    def hang(self, methods: Iterable[str], *, forward: bool = False) -> None:
+        """HTTP mode: leave requests for these JSON-RPC methods (``"*"``: all) unanswered."""
+        if self.mode != "http":
+            raise ValueError("hanging needs mode='http'")
+        with self._lock:
+            self._hang = (frozenset(methods), forward)
+
+    def _hangs(self, body: bytes) -> tuple[bool, bool]:
+        with self._lock:
+            methods, forward = self._hang
+        if "*" in methods:
+            return True, forward
+        return any(f'"{m}"'.encode() in body for m in methods), forward
+
     def throttle(self, share: float, *, seed: int = 429) -> None:
         """HTTP mode: refuse this share of requests (0..1) with 429 before they reach the node."""
         if self.mode != "http":
@@ -95,6 +117,12 @@ class TcpProxy:
         with self._lock:
             self._throttle = share
             self._rng.seed(seed)
+
+    def _silence(self) -> None:
+        """Hold a request unanswered until the proxy closes (which cuts the connection)."""
+        with self._lock:
+            self.hung += 1
+        self._stopped.wait()
 
     def close(self) -> None:
         self._stopped.set()
@@ -192,6 +220,10 @@ class TcpProxy:
                         + message
                     )
                     continue
+                hangs, forward = self._hangs(body)
+                if hangs and not forward:
+                    self._silence()
+                    return
                 upstream = http.client.HTTPConnection(*self.upstream, timeout=30)
                 try:
                     upstream.request(method, path, body=body, headers=headers)
@@ -199,6 +231,9 @@ class TcpProxy:
                     payload = response.read()
                 finally:
                     upstream.close()
+                if hangs:
+                    self._silence()
+                    return
                 if self._lose_sends and b"eth_sendRawTransaction" in body:
                     with self._lock:
                         self.lost_sends += 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import time
@@ -165,3 +166,18 @@ def test_missing_configuration_is_reported_not_hung(
     body = _only_response(received)
     assert body["Status"] == "FAILED"
     assert "ConfigurationError" in body["Reason"]
+
+
+def test_a_response_endpoint_that_never_answers_cannot_hold_the_handler_past_its_timeout(
+    module: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer's timeout is what the invocation has left, never a fixed 15 s over a 10 s margin."""
+    monkeypatch.setattr(module, "_migrate", lambda: [])
+    with socket.socket() as silent:  # accepts connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/cfn-response"
+        context = FakeContext(function_name="migrate", timeout_s=2)
+        with pytest.raises(OSError):  # the timeout: the answer could not be sent, and it says so
+            module.lambda_handler(_event(url, "Create"), context)
+        assert context.get_remaining_time_in_millis() > 0

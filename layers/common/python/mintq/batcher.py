@@ -31,6 +31,7 @@ from hexbytes import HexBytes
 from mintq import chain as chainlib
 from mintq import config, db, errors, metrics, queue, retention, settlement
 from mintq import signer as signerlib
+from mintq.deadlines import Deadline
 from mintq.settings import QueueSettings
 from mintq.signer import SignedTx, Signer
 
@@ -191,7 +192,10 @@ class Batcher:
         )
         consecutive_faults = 0
         try:
-            while True:
+            # No cycle starts without min_cycle_seconds of room before the deadline, and the
+            # next start is reckoned from now as well as from the last start: a cycle that ran
+            # long (a slow node) is never followed by one that would end past the deadline.
+            while self.clock() + self.min_cycle_seconds <= deadline:
                 started = self.clock()
                 settings = self.cycle(deadline)
                 consecutive_faults = consecutive_faults + 1 if self._faulted else 0
@@ -204,7 +208,7 @@ class Batcher:
                     pause = 0.0  # pipelining through a deep queue: the chain, not a timer, sets the pace
                 else:
                     pause = settings.batch_interval_seconds
-                next_start = started + pause
+                next_start = max(started + pause, self.clock())
                 if next_start + self.min_cycle_seconds > deadline:
                     break
                 self.sleep(max(0.0, next_start - self.clock()))
@@ -215,7 +219,12 @@ class Batcher:
         return self.summary
 
     def cycle(self, deadline: float) -> QueueSettings:
-        """One cycle: an idle one costs a single query. Its metrics are published as it ends."""
+        """One cycle: an idle one costs a single query. Its metrics are published as it ends.
+
+        Every chain call of the cycle (and of housekeeping sharing the chain's ``Deadline``)
+        ends by ``deadline``, a ``clock()`` value; past it calls raise ``DeadlineReached``.
+        """
+        self.chain.deadline.set(deadline)
         try:
             return self._cycle(deadline)
         finally:
@@ -260,10 +269,10 @@ class Batcher:
                     has_inflight=bool(probe.get("has_inflight")),
                     has_pending=bool(probe.get("has_pending")),
                 )
-            except (errors.ChainError, errors.SigningError) as exc:
-                # Operational (an RPC or KMS fault, errors.SignerUnavailable among them): items stay
-                # pending and are charged nothing; back off, and say why where the status
-                # endpoints can read it.
+            except (errors.ChainError, errors.SigningError, errors.DeadlineReached) as exc:
+                # Operational (an RPC or KMS fault, errors.SignerUnavailable among them, or the
+                # invocation's deadline): items stay pending and are charged nothing; back off,
+                # and say why where the status endpoints can read it.
                 self._fault("cycle skipped: chain fault", exc)
                 db.execute(
                     self.conn, "record_worker_refusal", {**self._keys(), "code": exc.code, "reason": str(exc)}
@@ -568,7 +577,8 @@ class Batcher:
                 self.fault("after_receipt")
                 self.finalize(batch, receipt, settings)
                 return True
-            if self.clock() >= until:
+            now = self.clock()
+            if now >= until:
                 logger.info(
                     "receipt not yet available",
                     extra={
@@ -578,7 +588,7 @@ class Batcher:
                     },
                 )
                 return False
-            self.sleep(self.poll_seconds)
+            self.sleep(min(self.poll_seconds, until - now))
 
     def _await_progress(self, batch: db.Row, settings: QueueSettings, deadline: float) -> None:
         """Pipelining: wait (briefly) until the oldest batch in flight is mined."""
@@ -586,7 +596,7 @@ class Batcher:
         while self.clock() < until:
             if self._find_receipt(batch) is not None:
                 return
-            self.sleep(self.poll_seconds)
+            self.sleep(max(0.0, min(self.poll_seconds, until - self.clock())))
 
     def finalize(self, batch: db.Row, receipt: chainlib.Receipt, settings: QueueSettings) -> None:
         """Record a mined batch in one transaction (idempotent: a second call changes nothing)."""
@@ -815,60 +825,92 @@ def _age_seconds(since: datetime | None) -> float:
 _workers: list[Batcher] = []
 
 
-def _build_workers() -> list[Batcher]:
+def _build_workers(deadline: float) -> list[Batcher]:
+    """One worker per signer key. Each has its own ``Deadline``, shared by its chain client
+    and its housekeeping's, and set before any call is made (building may ask the chain id)."""
     cfg = config.load()
     if not cfg.rpc_url or not cfg.token_address:
         raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
+    signers = signerlib.from_config()
+    chain_id = cfg.chain_id
+    if chain_id is None:  # asked once, before any connection is opened that a fault would leak
+        chain_id = chainlib.Chain(
+            cfg.rpc_url, cfg.token_address, timeout=cfg.rpc_timeout_seconds, deadline=Deadline(deadline)
+        ).chain_id
     workers: list[Batcher] = []
-    for signer in signerlib.from_config():
-        conn = db.connect(config.worker_database_url(), application_name="mintq-batch", lock_holder=True)
+    for signer in signers:
+        bound = Deadline(deadline)
         workers.append(
             Batcher(
-                conn,
-                chainlib.Chain(cfg.rpc_url, cfg.token_address),
+                db.connect(config.worker_database_url(), application_name="mintq-batch", lock_holder=True),
+                chainlib.Chain(
+                    cfg.rpc_url, cfg.token_address, timeout=cfg.rpc_timeout_seconds, deadline=bound
+                ),
                 signer,
-                chain_id=cfg.chain_id,
-                housekeeping=_housekeeping(cfg) if not workers else (),
+                chain_id=chain_id,
+                housekeeping=_housekeeping(cfg, bound) if not workers else (),
             )
         )
     return workers
 
 
-def _housekeeping(cfg: config.Config) -> list[Housekeeping]:
+def _housekeeping(cfg: config.Config, deadline: Deadline) -> list[Housekeeping]:
     """The first signer's worker also prunes idempotency keys and, with x402, reconciles
     payments whose settlement outcome is still open."""
     tasks: list[Housekeeping] = [queue.IdempotencyKeyPruner()]
     if cfg.retention_in_worker:
         tasks.append(retention.RetentionJob())
     if cfg.x402 is not None:
-        tasks.append(settlement.reconciler(cfg))
+        tasks.append(settlement.reconciler(cfg, deadline=deadline))
     return tasks
 
 
-def run_invocation(remaining_ms: int, *, safety_seconds: float = 10.0) -> RunSummary:
+def run_invocation(remaining_ms: int, *, safety_seconds: float | None = None) -> RunSummary:
     """Run every signer's worker until shortly before the invocation's own timeout.
 
-    One worker per signer key, each on its own connection, advisory lock and nonce
-    sequence; SKIP LOCKED hands each request to exactly one of them.
+    ``safety_seconds`` (default ``MINTQ_BATCH_SAFETY_SECONDS``, 10) of the ``remaining_ms``
+    are kept back: every chain call ends before the rest, so the run can record what it did
+    and release its advisory locks in time. One worker per signer key, each on its own
+    connection, advisory lock and nonce sequence; SKIP LOCKED hands each request to exactly
+    one of them. An exception in any signer's thread is raised once all have stopped.
     """
     global _workers  # noqa: PLW0603 - reused across warm invocations like any client
+    reserve = config.load().batch_safety_seconds if safety_seconds is None else safety_seconds
+    deadline = time.monotonic() + remaining_ms / 1000 - reserve
     if not _workers or any(w.conn.closed or w.conn.broken for w in _workers):
         for worker in _workers:
             worker.conn.close()
-        _workers = _build_workers()
-    deadline = time.monotonic() + remaining_ms / 1000 - safety_seconds
+        _workers = []
+        try:
+            _workers = _build_workers(deadline)
+        except (errors.ChainError, errors.DeadlineReached) as exc:
+            # The chain id could not be read in time: nothing was locked or claimed; next time.
+            summary = RunSummary(faults=1)
+            metrics.count("WorkerFault", 1)
+            metrics.flush()
+            logger.error(
+                "workers not started: chain fault",
+                extra={"action": "cycle_fault", "error": str(exc), "code": exc.code},
+            )
+            return summary
     if len(_workers) == 1:
         return _workers[0].run(deadline)
     summaries: list[RunSummary] = [RunSummary() for _ in _workers]
+    failures: list[BaseException] = []
 
     def run_one(i: int) -> None:
-        summaries[i] = _workers[i].run(deadline)
+        try:
+            summaries[i] = _workers[i].run(deadline)
+        except BaseException as exc:  # re-raised below: a thread's exception would vanish
+            failures.append(exc)
 
     threads = [threading.Thread(target=run_one, args=(i,), name=f"signer-{i}") for i in range(len(_workers))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    if failures:
+        raise failures[0]
     total = RunSummary()
     for summary in summaries:
         total.add(summary)

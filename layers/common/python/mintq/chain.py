@@ -20,7 +20,6 @@ from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from eth_utils.crypto import keccak
-from web3 import Web3
 from web3.exceptions import (
     ContractLogicError,
     TimeExhausted,
@@ -29,7 +28,8 @@ from web3.exceptions import (
     Web3RPCError,
 )
 
-from mintq import errors
+from mintq import errors, rpc
+from mintq.deadlines import Deadline
 
 
 def _selector(signature: str) -> bytes:
@@ -139,8 +139,20 @@ def _rpc(action: str) -> Iterator[None]:
 
 
 class Chain:
-    def __init__(self, rpc_url: str, token_address: str, *, timeout: float = 10) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
+    """``timeout``: seconds per JSON-RPC request, cut to what ``deadline`` leaves (the worker
+    moves it every cycle); past the deadline a call raises ``errors.DeadlineReached`` unsent.
+    web3's own retries are off: one call is one request (see ``mintq.rpc``)."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        token_address: str,
+        *,
+        timeout: float = rpc.DEFAULT_TIMEOUT,
+        deadline: Deadline | None = None,
+    ) -> None:
+        self.deadline = deadline if deadline is not None else Deadline()
+        self.w3 = rpc.web3(rpc_url, deadline=self.deadline, timeout=timeout)
         self.token = to_checksum_address(token_address)
 
     @cached_property

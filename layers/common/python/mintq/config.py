@@ -29,6 +29,10 @@ class Config:
     chain_id: int | None
     #: bytes a request body may have before it is refused with 413
     max_body_bytes: int
+    #: seconds of each batch invocation kept back from its chain calls, to record and unlock
+    batch_safety_seconds: float = 10.0
+    #: seconds one JSON-RPC request of the batch worker may take (less when its deadline is nearer)
+    rpc_timeout_seconds: float = 10.0
     #: the x402 terms; set exactly when ``payment_mode`` is x402
     x402: X402Config | None = None
     #: the batch worker also runs retention daily (the local stack; AWS has its own schedule)
@@ -80,6 +84,8 @@ def load() -> Config:
         token_address=_env("MINTQ_TOKEN_ADDRESS"),
         chain_id=int(chain_id) if chain_id else None,
         max_body_bytes=int(_env("MINTQ_MAX_BODY_BYTES") or 4096),
+        batch_safety_seconds=float(_env("MINTQ_BATCH_SAFETY_SECONDS") or 10),
+        rpc_timeout_seconds=float(_env("MINTQ_RPC_TIMEOUT_SECONDS") or 10),
         x402=_x402() if payment_mode is PaymentMode.X402 else None,
         retention_in_worker=(_env("MINTQ_RETENTION_IN_WORKER") or "").lower() in ("1", "true", "yes"),
     )

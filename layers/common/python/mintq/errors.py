@@ -236,6 +236,12 @@ class SimulatedRevert(ChainError):
         self.reason = reason
 
 
+class DeadlineReached(MintqError):
+    """An external call was not started (or cut short) because the invocation's time is up."""
+
+    code = "deadline_reached"
+
+
 class SigningError(MintqError):
     """The transaction could not be signed."""
 

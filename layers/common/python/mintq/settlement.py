@@ -24,7 +24,8 @@ from eth_hash.auto import keccak
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from mintq import config, db, errors, metrics, payments
+from mintq import config, db, errors, metrics, payments, rpc
+from mintq.deadlines import Deadline
 from mintq.queue import Conn
 from mintq.settings import QueueSettings
 
@@ -56,8 +57,20 @@ class Outcome:
 class Reconciler:
     """Housekeeping hook: ``reconciler(conn, settings)`` settles or fails what the chain has decided."""
 
-    def __init__(self, rpc_url: str, *, limit: int = 20, min_interval_seconds: float = 3.0) -> None:
-        self.w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    def __init__(
+        self,
+        rpc_url: str,
+        *,
+        limit: int = 20,
+        min_interval_seconds: float = 3.0,
+        timeout: float = rpc.DEFAULT_TIMEOUT,
+        deadline: Deadline | None = None,
+    ) -> None:
+        # Bounded like the worker's own chain calls: each request ends by the invocation's
+        # deadline, and web3's five-fold retries are off (a payment is simply looked at again).
+        self.w3 = rpc.web3(
+            rpc_url, deadline=deadline if deadline is not None else Deadline(), timeout=timeout
+        )
         self.limit = limit
         self.min_interval_seconds = min_interval_seconds
 
@@ -68,6 +81,8 @@ class Reconciler:
         for row in rows:
             try:
                 outcome = self.check(row)
+            except errors.DeadlineReached:
+                return  # the invocation's time is up: the rest wait for the next pass
             except Exception as exc:  # web3/requests raise many kinds; any of them means "ask again later"
                 # One payment the chain cannot answer for must not hold up the others (or minting):
                 # it goes to the back of the line and the pass goes on.
@@ -165,7 +180,7 @@ def _matches(log: Any, asset: str, event: str, topics: list[str]) -> bool:
     return str(log["address"]).lower() == asset.lower() and got == [event, *(t.lower() for t in topics)]
 
 
-def reconciler(cfg: config.Config) -> Reconciler:
+def reconciler(cfg: config.Config, *, deadline: Deadline | None = None) -> Reconciler:
     if not cfg.rpc_url:
         raise errors.ConfigurationError("reconciling payments needs MINTQ_RPC_URL")
-    return Reconciler(cfg.rpc_url)
+    return Reconciler(cfg.rpc_url, timeout=cfg.rpc_timeout_seconds, deadline=deadline)

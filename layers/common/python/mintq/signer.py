@@ -22,6 +22,12 @@ class SignedTx:
 
 
 class Signer(Protocol):
+    """Signs the worker's transactions. One that calls out (KMS) must end each call by the
+    worker's deadline: build it with the ``deadlines.Deadline`` its worker's chain client
+    shares (the worker moves it every cycle) and take each call's timeout from
+    ``deadline.timeout(configured, what)``, which raises ``errors.DeadlineReached`` once the
+    time is up; that, like ``errors.SigningError``, leaves the batch's items pending."""
+
     @property
     def address(self) -> str: ...
 

@@ -1,0 +1,37 @@
+"""A web3 HTTP provider whose every request ends by the worker's deadline.
+
+web3 8's ``HTTPProvider`` retries allow-listed methods (receipts, ``eth_call``,
+``eth_sendRawTransaction``, …) five times by default, each with the full request timeout,
+so one call can take a minute whatever the caller's own timeout. Here web3's retries are
+off (the worker retries by cycle, with backoff) and each request's timeout is the
+configured one cut to the time left (``deadlines.Deadline.timeout``), so a node that
+accepts connections and never answers costs at most the time the invocation has left.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from web3 import HTTPProvider, Web3
+
+from mintq.deadlines import Deadline
+
+#: Seconds one JSON-RPC request may take when the deadline is further away.
+DEFAULT_TIMEOUT = 10.0
+
+
+class DeadlineHTTPProvider(HTTPProvider):
+    def __init__(self, rpc_url: str, *, timeout: float = DEFAULT_TIMEOUT, deadline: Deadline) -> None:
+        super().__init__(rpc_url, exception_retry_configuration=None)
+        self.timeout = timeout
+        self.deadline = deadline
+
+    def get_request_kwargs(self) -> dict[str, Any]:  # type: ignore[override]
+        kwargs = dict(super().get_request_kwargs())
+        kwargs["timeout"] = self.deadline.timeout(self.timeout, "JSON-RPC request")
+        return kwargs
+
+
+def web3(rpc_url: str, *, deadline: Deadline, timeout: float = DEFAULT_TIMEOUT) -> Web3:
+    """A ``Web3`` on ``rpc_url`` bounded by ``deadline`` (see the module's docstring)."""
+    return Web3(DeadlineHTTPProvider(rpc_url, timeout=timeout, deadline=deadline))
