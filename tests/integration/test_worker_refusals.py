@@ -146,3 +146,34 @@ def test_an_unreachable_rpc_is_a_refusal_until_a_cycle_goes_through(
     worker.cycle(time.monotonic() + 10)
     assert isinstance(worker, batcher.Batcher) and worker.summary.faults == 0
     worker.conn.close()
+
+
+def test_a_batch_held_at_the_fee_ceiling_is_a_refusal_its_items_explain(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any
+) -> None:
+    """Not a fault (the latest attempt keeps being resent), but the line waits: say why."""
+    token = chain_env.deploy()
+    ids = enqueue_all(conn, fresh_addresses(2))
+    set_setting("receipt_wait_seconds", 0.1)
+    worker = chain_env.worker(database_url, token)
+    chain_env.automine(False)
+    worker.cycle(time.monotonic() + 10)
+    assert statuses(conn) == {"processing": 2}
+    assert queue_status()["worker"]["state"] == "ok", "a batch waiting for its block is no refusal"
+    offered = int(conn.execute("SELECT max_fee_per_gas FROM batch_mints").fetchone()["max_fee_per_gas"])
+    set_setting("max_fee_per_gas_gwei", offered * 1.05 / 10**9)  # a 12.5 % bump would cross it
+    set_setting("stuck_after_seconds", 0.1)
+    time.sleep(0.2)
+    worker.cycle(time.monotonic() + 10)
+    assert worker.summary.faults == 0
+    refusing = queue_status()["worker"]
+    assert (refusing["state"], refusing["signers"][0]["code"]) == ("refusing", "fee_ceiling")
+    assert "above the ceiling" in refusing["reason"]
+    assert queue_item(ids[0])["waiting_reason"] == refusing["reason"]
+
+    chain_env.mine()
+    chain_env.automine(True)
+    drain(worker)
+    assert assert_exactly_once(chain_env, conn, token) == 2
+    assert queue_status()["worker"]["state"] == "ok"
+    worker.conn.close()

@@ -134,6 +134,8 @@ class Batcher:
         self._nonce_passed: dict[uuid.UUID, float] = {}
         self._faulted = False
         self._drain = False
+        #: set when a cycle goes on but holds a batch back (a replacement over the fee ceiling)
+        self._holding: errors.MintqError | None = None
 
     @property
     def signer_address(self) -> str:
@@ -234,6 +236,7 @@ class Batcher:
         self.summary.cycles += 1
         self._faulted = False
         self._drain = False
+        self._holding = None
         probe = db.one(self.conn, "cycle_probe", self._keys()) or {}
         settings = QueueSettings.from_mapping(probe.get("settings") or {})
         # Sampled every cycle, so a missing datapoint means the worker is not running.
@@ -274,11 +277,16 @@ class Batcher:
                 # invocation's deadline): items stay pending and are charged nothing; back off,
                 # and say why where the status endpoints can read it.
                 self._fault("cycle skipped: chain fault", exc)
-                db.execute(
-                    self.conn, "record_worker_refusal", {**self._keys(), "code": exc.code, "reason": str(exc)}
-                )
-                return settings
-        if probe.get("refusing"):  # only then: an idle cycle stays one query
+                if isinstance(exc, errors.DeadlineReached):
+                    return settings  # the invocation's end: no refusal, and no proof of health
+                self._holding = exc
+        if self._holding is not None:
+            db.execute(
+                self.conn,
+                "record_worker_refusal",
+                {**self._keys(), "code": self._holding.code, "reason": str(self._holding)},
+            )
+        elif probe.get("refusing"):  # only then: an idle cycle stays one query
             db.execute(self.conn, "clear_worker_refusal", self._keys())
         return settings
 
@@ -759,6 +767,11 @@ class Batcher:
         max_fee = max(math.ceil(int(latest["max_fee_per_gas"]) * factor), 2 * quote.base_fee + tip)
         ceiling = int(settings.max_fee_per_gas_gwei * 10**9)
         if max_fee > ceiling:
+            self._holding = errors.FeeCeilingReached(
+                f"batch nonce {batch['nonce']} is not mined and replacing it needs a max fee of"
+                f" {max_fee} wei/gas, above the ceiling of {ceiling} wei/gas (max_fee_per_gas_gwei);"
+                " its latest attempt keeps being resent"
+            )
             metrics.count("FeeCeilingReached", 1)
             logger.error(
                 "stuck batch not replaced: the fee ceiling is reached",
