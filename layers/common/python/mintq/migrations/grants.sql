@@ -5,7 +5,21 @@
 
 REVOKE ALL ON ALL TABLES IN SCHEMA public FROM mintq_api, mintq_worker;  -- views too; columns with them
 REVOKE ALL ON ALL SEQUENCES IN SCHEMA public FROM mintq_api, mintq_worker;
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA public FROM PUBLIC, mintq_api, mintq_worker;
+-- mintq's own functions only: an extension's (pg_stat_statements and the like may live in
+-- public) keep what their extension grants.
+DO $$
+DECLARE
+    fn regprocedure;
+BEGIN
+    FOR fn IN SELECT p.oid::regprocedure FROM pg_proc p
+               WHERE p.pronamespace = 'public'::regnamespace
+                 AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                  WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                    AND d.deptype = 'e') LOOP
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC, mintq_api, mintq_worker', fn);
+    END LOOP;
+END;
+$$;
 GRANT USAGE ON SCHEMA public TO mintq_api, mintq_worker;
 
 -- --- mintq_api: POST /mint (free and x402) and GET /queue/... --------------------------------
