@@ -122,6 +122,7 @@ def test_an_empty_body_in_x402_mode_still_gets_the_challenge_whatever_its_conten
     x402_mode(monkeypatch)
     config.reset()
     for content_type in ("multipart/form-data", "text/plain", "application/x-www-form-urlencoded", None):
-        status, body, _ = invoke("enqueue", sample("", content_type))
-        assert (status, body.get("error")) == (402, "payment_required"), (content_type, body)
+        status, body, headers = invoke("enqueue", sample("", content_type))
+        assert (status, "PAYMENT-REQUIRED" in headers) == (402, True), (content_type, body)
+        assert body["accepts"], body
     assert queued(conn) == 0

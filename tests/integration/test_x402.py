@@ -32,7 +32,7 @@ from x402.schemas.v1 import PaymentPayloadV1
 
 from devstack import anvil, contracts
 from devstack.facilitator import Facilitator, install_multicall3, register_local_v1_network
-from mintq import batcher, chain, config, db, payments, settlement, signer, x402
+from mintq import batcher, chain, config, db, payments, settlement, signer, x402, x402_reasons
 from tests.support.chain import AMOUNT, MINTER_KEY, ChainEnv
 from tests.support.events import concurrently, http_event, invoke
 
@@ -215,8 +215,12 @@ def test_no_payment_gets_a_402_challenge_in_v2_header_and_v1_body(stack: Stack, 
     status, body, headers = post_mint(body={"payer": Account.create().address})
     assert status == 402
     # x402's own 402 body: a v1 client parses the whole of it (error is the code, a string).
-    assert body["success"] is False and body["error"] == "payment_required" and body["message"]
-    assert PaymentRequiredV1.model_validate(body).error == "payment_required"
+    # v1's list of reasons has none for "not paid yet": the v1 body carries no error, the v2
+    # header the reference server's generic text.
+    assert body["success"] is False and "error" not in body and body["message"]
+    assert PaymentRequiredV1.model_validate(body).error is None
+    assert decode_payment_required_header(headers["PAYMENT-REQUIRED"]).error == "Payment required"
+    assert headers["Cache-Control"] == "no-store"
     required = decode_payment_required_header(headers["PAYMENT-REQUIRED"])
     assert isinstance(required, PaymentRequired)
     [terms] = required.accepts
@@ -232,7 +236,7 @@ def test_no_payment_gets_a_402_challenge_in_v2_header_and_v1_body(stack: Stack, 
     no_body = http_event("POST", "/mint")
     assert no_body["body"] is None
     status, body, headers = invoke("enqueue", no_body)
-    assert (status, body["error"]) == (402, "payment_required") and "PAYMENT-REQUIRED" in headers
+    assert (status, body.get("error")) == (402, None) and "PAYMENT-REQUIRED" in headers
 
 
 # --- paying ------------------------------------------------------------------------------------
@@ -329,9 +333,13 @@ def test_eight_payers_paying_at_once_each_settle_and_mint_once_on_one_facilitato
 def _assert_refused(stack: Stack, conn: Any, headers: dict[str, str], reason: str) -> None:
     status, body, got = post_mint(headers)
     assert status == 402, body
-    assert body["error"] == reason and PaymentRequiredV1.model_validate(body).error == reason, body
+    # v2 clients read the reason by its v2 name, v1 clients by v1's (x402_reasons).
+    v1 = x402_reasons.v1_name(reason)
+    assert body["error"] == v1 and PaymentRequiredV1.model_validate(body).error == v1, body
     assert decode_payment_response_header(got["PAYMENT-RESPONSE"]).error_reason == reason
-    assert "PAYMENT-REQUIRED" in got and body["accepts"]  # free to pay again, correctly
+    assert decode_payment_response_header(got["X-PAYMENT-RESPONSE"]).error_reason == v1
+    assert decode_payment_required_header(got["PAYMENT-REQUIRED"]).error == reason
+    assert got["Cache-Control"] == "no-store" and body["accepts"]  # free to pay again, correctly
     assert rows(conn, "mint_queue") == []
     assert stack.usdc_balance(stack.pay_to) == 0
     assert stack.facilitator.broadcasts == 0
@@ -485,8 +493,9 @@ def test_bad_signature_insufficient_balance_and_used_nonce_are_refused_by_the_fa
     contracts.transact(
         stack.w3, transfer_with_authorization(stack, auth, payload.payload["signature"]), DEPLOYER_KEY
     )
-    status, body, _ = post_mint(v2_header(payload))
-    assert status == 402 and body["error"] == x402.NONCE_USED, body
+    status, body, got = post_mint(v2_header(payload))
+    assert status == 402 and body["error"] == x402_reasons.v1_name(x402.NONCE_USED), body
+    assert decode_payment_response_header(got["PAYMENT-RESPONSE"]).error_reason == x402.NONCE_USED
     assert rows(conn, "mint_queue") == []
 
 

@@ -22,9 +22,10 @@ from eth_account.datastructures import SignedMessage
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.exceptions import ContractLogicError
+from x402.http import decode_payment_response_header
 
 from devstack import contracts
-from mintq import db, payments, settlement
+from mintq import db, payments, settlement, x402_reasons
 from tests.integration.test_x402 import (
     DEPLOYER_KEY,
     PRICE,
@@ -134,8 +135,11 @@ def assert_never_charged_nor_minted(
     assert payments.refunds_due(conn) == []  # never charged: nothing to refund
     # The same payment again: the recorded answer, never a second settlement.
     settles = stack.facilitator.settle_calls
-    status, body, _ = post_mint(headers)
-    assert (status, body["error"]) == (402, reason), body
+    status, body, got = post_mint(headers)
+    assert (status, body["error"]) == (402, x402_reasons.v1_name(reason)), body
+    assert decode_payment_response_header(got["PAYMENT-RESPONSE"]).error_reason == x402_reasons.v2_name(
+        reason
+    )
     assert stack.facilitator.settle_calls == settles
     drain(stack, reconcile=True)
     assert rows(conn, "mint_queue") == []

@@ -49,12 +49,12 @@ def error_response(
 
 
 def payment_required_response(
-    code: str, message: str, headers: dict[str, str], x402_fields: dict[str, Any]
+    message: str, headers: dict[str, str], x402_fields: dict[str, Any]
 ) -> Response[str]:
-    """A 402 is x402's own body: the v1 ``PaymentRequired`` has ``error`` as a string, and v1
-    clients (SDKs in Python, Java, Dart...) refuse the 402 otherwise. So here ``error`` is the
-    code itself, with the same ``success`` and a ``message`` beside it."""
-    body = json.dumps({"success": False, "error": code, "message": message, **x402_fields})
+    """A 402 is x402's own body: the v1 ``PaymentRequired``, whose ``error`` is a string from
+    v1's list of reasons (v1 clients refuse anything else), left out on a first challenge (v1
+    has no reason for "not paid yet"), with the same ``success`` and a ``message`` beside it."""
+    body = json.dumps({"success": False, "message": message, **x402_fields})
     return Response(status_code=402, content_type=JSON, body=body, headers=headers)
 
 
@@ -164,7 +164,7 @@ def _mintq_error(exc: errors.MintqError) -> Response[str]:
 
         headers, extra = x402.refusal(exc)
         logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
-        return payment_required_response(exc.code, exc.message, headers, extra)
+        return payment_required_response(exc.message, headers, extra)
     if exc.http_status >= 500:
         # Our fault: the client gets the class's fixed text; the detail (hosts, SQL) stays in the log.
         message = (type(exc).__doc__ or "internal error").strip()

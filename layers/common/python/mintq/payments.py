@@ -31,6 +31,7 @@ from eth_hash.auto import keccak
 from psycopg.types.json import Jsonb
 
 from mintq import addresses, config, db, errors, queue, supply
+from mintq import x402_reasons as reasons
 
 if TYPE_CHECKING:  # imported on first use: free mode never pays for them at cold start
     from x402.schemas import SettleResponse
@@ -185,13 +186,13 @@ class _PaidMint:
             if twin is not None:
                 return self._replay(twin)
             raise errors.PaymentInvalid(
-                verified.invalid_reason or x402.UNEXPECTED_VERIFY,
+                verified.invalid_reason or reasons.UNEXPECTED_VERIFY,
                 verified.invalid_message,
                 challenge=self.challenge,
             )
         if verified.payer and verified.payer.lower() != payment.payer.lower():
             raise errors.PaymentInvalid(
-                x402.INVALID_PAYLOAD, "the facilitator names another payer", challenge=self.challenge
+                reasons.INVALID_PAYLOAD, "the facilitator names another payer", challenge=self.challenge
             )
 
         record = self._record()
@@ -220,7 +221,7 @@ class _PaidMint:
             if queued is None:  # the worker finished it meanwhile
                 return self._settled(queue_id, tx)
             return self._answer_settled(queued, tx)
-        if settled.error_reason == x402.SETTLEMENT_PENDING:
+        if settled.error_reason == reasons.SETTLEMENT_PENDING:
             tx = settled.transaction or None
             db.execute(
                 self.conn,
@@ -228,7 +229,7 @@ class _PaidMint:
                 {"id": payment_id, "tx_hash": tx, "reason": settled.error_message},
             )
             return self._pending(queue_id, tx)
-        reason = settled.error_reason or "unexpected_settle_error"
+        reason = settled.error_reason or reasons.UNEXPECTED_SETTLE
         db.execute(self.conn, "mark_payment_failed", {"id": payment_id, "reason": reason})
         raise errors.PaymentInvalid(
             reason,
@@ -311,11 +312,10 @@ class _PaidMint:
 
     def _replay(self, existing: dict[str, Any]) -> Accepted:
         """The same payment again: the first answer, never a second settlement or mint."""
-        from mintq import x402
 
         if existing["signature_hash"] != self.signature_hash:
             raise errors.PaymentInvalid(
-                x402.NONCE_USED, "this authorization nonce was already used", challenge=self.challenge
+                reasons.NONCE_USED, "this authorization nonce was already used", challenge=self.challenge
             )
         deadline = time.monotonic() + self.terms.settle_timeout_seconds + 2
         if self.deadline is not None:
@@ -327,7 +327,7 @@ class _PaidMint:
         if status == "settled":
             return self._settled(queue_id, tx)
         if status == "failed":
-            reason = existing["error_reason"] or "unexpected_settle_error"
+            reason = existing["error_reason"] or reasons.UNEXPECTED_SETTLE
             raise errors.PaymentInvalid(
                 reason, challenge=self.challenge, settlement=self._response(False, None, reason)
             )
@@ -389,7 +389,9 @@ class _PaidMint:
         }
         return Accepted(
             body=body,
-            headers=x402.settlement_header(self.payment, self._response(False, tx, x402.SETTLEMENT_PENDING)),
+            headers=x402.settlement_header(
+                self.payment, self._response(False, tx, reasons.SETTLEMENT_PENDING)
+            ),
             queue_id=str(queue_id),
             queue_position=None,
         )

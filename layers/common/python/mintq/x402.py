@@ -35,25 +35,34 @@ from x402.schemas.v1 import PaymentPayloadV1, PaymentRequirementsV1
 
 from mintq import addresses, config, errors
 
+# The reason codes live in x402_reasons (with their v1 and v2 names); ``x402.X`` re-exports them.
+from mintq.x402_reasons import (
+    INVALID_NETWORK,
+    INVALID_PAYLOAD,
+    INVALID_REQUIREMENTS,
+    INVALID_SIGNATURE,  # noqa: F401 - re-exported
+    INVALID_VERSION,
+    NONCE_USED,  # noqa: F401 - re-exported
+    PAYMENT_REQUIRED_TEXT,
+    RECIPIENT_MISMATCH,
+    SETTLEMENT_PENDING,  # noqa: F401 - re-exported
+    UNEXPECTED_SETTLE,  # noqa: F401 - re-exported
+    UNEXPECTED_VERIFY,  # noqa: F401 - re-exported
+    UNSUPPORTED_SCHEME,
+    VALID_AFTER,
+    VALID_BEFORE,
+    VALUE_MISMATCH,
+    v1_name,
+    v2_name,
+)
+
 if TYPE_CHECKING:  # httpx is imported on first use: free mode never pays for it at cold start
     import httpx
 
 SCHEME = "exact"
 
-# x402 reason codes (spec section 9 and x402.mechanisms.evm.constants, which imports web3).
-INVALID_PAYLOAD = "invalid_payload"
-INVALID_VERSION = "invalid_x402_version"
-UNSUPPORTED_SCHEME = "unsupported_scheme"
-INVALID_NETWORK = "invalid_network"
-INVALID_REQUIREMENTS = "invalid_payment_requirements"
-RECIPIENT_MISMATCH = "invalid_exact_evm_payload_recipient_mismatch"
-VALUE_MISMATCH = "invalid_exact_evm_payload_authorization_value_mismatch"
-VALID_BEFORE = "invalid_exact_evm_payload_authorization_valid_before"
-VALID_AFTER = "invalid_exact_evm_payload_authorization_valid_after"
-INVALID_SIGNATURE = "invalid_exact_evm_payload_signature"
-NONCE_USED = "invalid_exact_evm_nonce_already_used"
-SETTLEMENT_PENDING = "settlement_pending"
-UNEXPECTED_VERIFY = "unexpected_verify_error"
+#: A 402 is never cached: it answers one payment, or none (the reference server's value).
+PAYMENT_REQUIRED_CACHE_CONTROL = "no-store"
 
 #: The facilitator checks ``validBefore >= now + 6``; refuse earlier what it would refuse.
 VALID_BEFORE_MARGIN_SECONDS = 6
@@ -114,14 +123,24 @@ def challenge(cfg: config.X402Config, resource_url: str, error: str | None = Non
     return Challenge(v2=v2, v1=v1)
 
 
-def challenge_headers(ch: Challenge) -> dict[str, str]:
-    return {"PAYMENT-REQUIRED": encode_payment_required_header(ch.v2)}
+def challenge_headers(ch: Challenge, error: str = PAYMENT_REQUIRED_TEXT) -> dict[str, str]:
+    """``PAYMENT-REQUIRED`` (with ``error``: a generic text on a first challenge, the v2 reason
+    on a refusal, as the reference server sets it) and ``Cache-Control: no-store``."""
+    return {
+        "PAYMENT-REQUIRED": encode_payment_required_header(ch.v2.model_copy(update={"error": error})),
+        "Cache-Control": PAYMENT_REQUIRED_CACHE_CONTROL,
+    }
 
 
-def challenge_body(ch: Challenge) -> dict[str, Any]:
-    """The v1 402 fields (``x402Version``, ``accepts``) that sit beside the error code."""
+def challenge_body(ch: Challenge, reason: str | None = None) -> dict[str, Any]:
+    """The v1 402 fields: ``x402Version``, ``accepts`` and, for a refusal v1 has a name for,
+    ``error`` (v1's list has none for "no payment yet", so a first challenge has none)."""
     accepts = [ch.v1.model_dump(by_alias=True, exclude_none=True)] if ch.v1 else []
-    return {"x402Version": 1, "accepts": accepts}
+    body: dict[str, Any] = {"x402Version": 1, "accepts": accepts}
+    v1_reason = v1_name(reason) if reason is not None else None
+    if v1_reason is not None:
+        body["error"] = v1_reason
+    return body
 
 
 # --- the payment ----------------------------------------------------------------------
@@ -265,24 +284,37 @@ def check_terms(payment: Payment, ch: Challenge, *, now: float | None = None) ->
 
 
 def settlement_header(payment: Payment, response: SettleResponse) -> dict[str, str]:
-    return {payment.response_header: encode_payment_response_header(response)}
+    """The settlement response in the header (and the reason names) of the payment's version."""
+    if payment.version == 1:
+        return {"X-PAYMENT-RESPONSE": _encoded(response, v1_name)}
+    return {"PAYMENT-RESPONSE": _encoded(response, v2_name)}
+
+
+def _encoded(response: SettleResponse, name: Callable[[str], str | None]) -> str:
+    reason = response.error_reason
+    renamed = response.model_copy(update={"error_reason": name(reason) if reason else None})
+    return encode_payment_response_header(renamed)
 
 
 def refusal(exc: errors.PaymentError) -> tuple[dict[str, str], dict[str, Any]]:
-    """A 402's x402 parts: the challenge again (header and v1 body fields), and for a refused
-    payment its reason in ``PAYMENT-RESPONSE`` / ``X-PAYMENT-RESPONSE`` (whichever the client reads)."""
-    headers: dict[str, str] = {}
+    """A 402's x402 parts: the challenge again (``PAYMENT-REQUIRED`` with ``error``, and the v1
+    body fields), and for a refused payment its reason in ``PAYMENT-RESPONSE`` (v2 name) and
+    ``X-PAYMENT-RESPONSE`` (v1 name), whichever the client reads."""
+    reason = exc.reason if isinstance(exc, errors.PaymentInvalid) else None
+    headers: dict[str, str] = {"Cache-Control": PAYMENT_REQUIRED_CACHE_CONTROL}
     extra: dict[str, Any] = {}
     if isinstance(exc.challenge, Challenge):
-        headers |= challenge_headers(exc.challenge)
-        extra |= challenge_body(exc.challenge)
-    if isinstance(exc, errors.PaymentInvalid):
+        headers |= challenge_headers(exc.challenge, v2_name(reason) if reason else PAYMENT_REQUIRED_TEXT)
+        extra |= challenge_body(exc.challenge, reason)
+    if reason is not None:
         response = exc.settlement
         if not isinstance(response, SettleResponse):
             network = exc.challenge.requirements.network if isinstance(exc.challenge, Challenge) else ""
-            response = SettleResponse(success=False, error_reason=exc.reason, transaction="", network=network)
-        encoded = encode_payment_response_header(response)
-        headers |= {"PAYMENT-RESPONSE": encoded, "X-PAYMENT-RESPONSE": encoded}
+            response = SettleResponse(success=False, error_reason=reason, transaction="", network=network)
+        headers |= {
+            "PAYMENT-RESPONSE": _encoded(response, v2_name),
+            "X-PAYMENT-RESPONSE": _encoded(response, v1_name),
+        }
     return headers, extra
 
 
