@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import socket
 import time
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from eth_account import Account
 
-from mintq import batcher
+from mintq import batcher, db
 from tests.support.chain import (
+    MINTER,
     ChainEnv,
     assert_exactly_once,
     drain,
@@ -173,6 +176,80 @@ def test_a_batch_held_at_the_fee_ceiling_is_a_refusal_its_items_explain(
 
     chain_env.mine()
     chain_env.automine(True)
+    drain(worker)
+    assert assert_exactly_once(chain_env, conn, token) == 2
+    assert queue_status()["worker"]["state"] == "ok"
+    worker.conn.close()
+
+
+def _paused(chain_env: ChainEnv, conn: Any, token: str, set_setting: Any) -> Callable[[], None]:
+    chain_env.admin(token, "pause")
+    return lambda: chain_env.admin(token, "unpause")
+
+
+def _chain_reset(chain_env: ChainEnv, conn: Any, token: str, set_setting: Any) -> Callable[[], None]:
+    """The database remembers a nonce far beyond what the chain reports (a chain reset)."""
+    db.execute(
+        conn,
+        "insert_batch",
+        {
+            "id": uuid.uuid4(),
+            "tx_hash": "0x" + "ab" * 32,
+            "mint_count": 0,
+            "chain_id": chain_env.w3.eth.chain_id,
+            "signer": MINTER,
+            "token": token,
+            "nonce": 10**6,
+            "gas_limit": 21_000,
+            "max_fee_per_gas": 1,
+            "max_priority_fee_per_gas": 1,
+            "amount_per_mint": None,
+        },
+    )
+    conn.execute("UPDATE batch_mints SET status = 'confirmed' WHERE nonce = 1000000")
+
+    def forget() -> None:
+        conn.execute("DELETE FROM batch_mints WHERE nonce = 1000000")
+
+    return forget
+
+
+def _fees_over_the_ceiling(
+    chain_env: ChainEnv, conn: Any, token: str, set_setting: Any
+) -> Callable[[], None]:
+    set_setting("max_fee_per_gas_gwei", 0.000001)
+    return lambda: set_setting("max_fee_per_gas_gwei", 500)
+
+
+@pytest.mark.parametrize(
+    ("cause", "code", "words"),
+    [
+        (_paused, "batch_blocked", "reverts for any recipient"),
+        (_chain_reset, "nonce_conflict", "was the chain reset?"),
+        (_fees_over_the_ceiling, "fee_ceiling", "above the fee ceiling"),
+    ],
+    ids=["paused", "chain_reset", "fee_ceiling"],
+)
+def test_each_refusal_is_named_until_a_cycle_goes_through(
+    chain_env: ChainEnv,
+    conn: Any,
+    database_url: str,
+    set_setting: Any,
+    cause: Callable[..., Callable[[], None]],
+    code: str,
+    words: str,
+) -> None:
+    token = chain_env.deploy()
+    ids = enqueue_all(conn, fresh_addresses(2))
+    undo = cause(chain_env, conn, token, set_setting)
+    worker = chain_env.worker(database_url, token)
+    worker.cycle(time.monotonic() + 10)
+    assert statuses(conn) == {"pending": 2}
+    refusing = queue_status()["worker"]
+    assert (refusing["state"], refusing["signers"][0]["code"]) == ("refusing", code)
+    assert words in refusing["reason"]
+    assert queue_item(ids[0])["waiting_reason"] == refusing["reason"]
+    undo()
     drain(worker)
     assert assert_exactly_once(chain_env, conn, token) == 2
     assert queue_status()["worker"]["state"] == "ok"
