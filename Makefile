@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test test-unit test-integration lint typecheck validate build contracts bench clean
+.PHONY: help dev test test-unit test-integration lint typecheck validate build contracts page bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -56,6 +56,12 @@ build: $(SAM_VENV)/.stamp ## sam build (no Docker needed)
 
 contracts: node_modules/.stamp ## recompile contracts/*.sol into contracts/artifacts/
 	node scripts/build-contracts.mjs
+
+page: node_modules/.stamp ## rebundle the mint page's x402 wallet client (web/ -> functions/status/static/)
+	node_modules/.bin/esbuild web/x402-client.js $(PAGE_BUNDLE_FLAGS) --outfile=functions/status/static/x402-client.js
+
+# One definition, also used by the test that checks the committed bundle is current.
+PAGE_BUNDLE_FLAGS := --bundle --format=iife --global-name=MintqX402 --minify --legal-comments=none --target=es2020 --log-level=warning
 
 bench: deps ## benchmark drain, enqueue, status and cold start (BENCH_ARGS="--quick" for a short run)
 	$(PY) -m pip install -q -r bench/requirements.txt

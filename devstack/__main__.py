@@ -236,6 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             Route("GET", "/queue/status", status, function_name="mintq-status", timeout_s=10),
             Route("GET", "/queue/payer/{address}", status, function_name="mintq-status", timeout_s=10),
             Route("GET", "/queue/item/{queueId}", status, function_name="mintq-status", timeout_s=10),
+            Route("GET", "/", status, function_name="mintq-status", timeout_s=10),
+            Route("GET", "/static/{name}", status, function_name="mintq-status", timeout_s=10),
+            Route("GET", "/config.json", status, function_name="mintq-status", timeout_s=10),
         ],
         port=args.port,
     )
@@ -299,10 +302,13 @@ def ready_line(stack: dict[str, Any], refusal: str | None) -> str:
     if refusal:
         return f"mintq is up at {url}, but its batch worker REFUSES TO SEND and nothing will be minted: {refusal}"
     if stack["payment_mode"] == "x402":
-        return f"mintq (x402) is up at {url} — try: .venv/bin/python examples/x402_mint.py"
+        return (
+            f"mintq (x402) is up at {url} — pay and mint in a browser at {url}/ "
+            "or try: .venv/bin/python examples/x402_mint.py"
+        )
     sample = Account.from_key(anvil.dev_private_key(1)).address
     return (
-        f"mintq is up at {url} — try: curl -s -X POST {url}/mint "
+        f"mintq is up at {url} — open the mint page at {url}/ or try: curl -s -X POST {url}/mint "
         f"-H 'content-type: application/json' -d '{{\"payer\": \"{sample}\"}}'"
     )
 

@@ -23,6 +23,7 @@ ITEM_KEYS = {
     "retry_count",
     "payment_type",
     "waiting_reason",
+    "estimatedWaitSeconds",
 }
 PAYER_ITEM_KEYS = {
     "id",
@@ -75,10 +76,15 @@ def test_status_reports_counts_recent_batches_and_live_settings(database_url: st
         "paused",
         "apiClosed",
         "replicaLagSeconds",
+        "throughput",
+        "estimatedWaitSeconds",
     }
     assert (body["paused"], body["apiClosed"], body["replicaLagSeconds"]) == (False, False, 0)
     assert body["batchInterval"] == 7
     assert body["maxBatchSize"] == 120
+    # No batch has confirmed: no measured rate, and the nominal estimate for the 4th in line.
+    assert body["throughput"] == {"mintsPerSecond": None, "confirmSeconds": None, "windowSeconds": 300}
+    assert body["estimatedWaitSeconds"] == 7
     stats = body["stats"]
     assert stats["pending_count"] == 3
     assert stats["processing_count"] == 0

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mintq import addresses, chain, db, errors, queue
+from mintq import addresses, chain, db, errors, eta, queue
 from mintq.settings import QueueSettings
 
 
@@ -67,7 +67,7 @@ def test_bad_addresses_are_rejected(value: object) -> None:
 def test_wait_estimate_is_one_interval_per_batch_ahead(
     position: int, size: int, interval: float, wait: int
 ) -> None:
-    assert queue.estimate_wait_seconds(position, size, interval) == wait
+    assert eta.estimate_wait_seconds(position, size, interval) == wait
 
 
 def test_settings_parse_and_fall_back_on_garbage() -> None:

@@ -25,6 +25,9 @@ EXPECTED_ROUTES = {
     ("GET", "/queue/status"): "StatusFunction",
     ("GET", "/queue/payer/{address}"): "StatusFunction",
     ("GET", "/queue/item/{queueId}"): "StatusFunction",
+    ("GET", "/"): "StatusFunction",
+    ("GET", "/static/{name}"): "StatusFunction",
+    ("GET", "/config.json"): "StatusFunction",
 }
 EXPECTED_TIMEOUTS = {
     "EnqueueFunction": 10,

@@ -37,6 +37,9 @@ class Config:
     x402: X402Config | None = None
     #: the batch worker also runs retention daily (the local stack; AWS has its own schedule)
     retention_in_worker: bool = False
+    #: the chain explorer's transaction page, ``{hash}`` standing for the transaction hash
+    #: (``MINTQ_EXPLORER_TX_URL``, e.g. https://basescan.org/tx/{hash}); None on a local chain
+    explorer_tx_url: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,7 +91,19 @@ def load() -> Config:
         rpc_timeout_seconds=float(_env("MINTQ_RPC_TIMEOUT_SECONDS") or 10),
         x402=_x402() if payment_mode is PaymentMode.X402 else None,
         retention_in_worker=(_env("MINTQ_RETENTION_IN_WORKER") or "").lower() in ("1", "true", "yes"),
+        explorer_tx_url=_explorer_tx_url(),
     )
+
+
+def _explorer_tx_url() -> str | None:
+    template = _env("MINTQ_EXPLORER_TX_URL")
+    if template is None:
+        return None
+    if "{hash}" not in template or not template.startswith(("https://", "http://")):
+        raise errors.ConfigurationError(
+            f"MINTQ_EXPLORER_TX_URL must be an http(s) URL with {{hash}} in it, not {template!r}"
+        )
+    return template
 
 
 #: x402 v1 names networks; these are the ones v1 clients know (CAIP-2 chain id -> name).

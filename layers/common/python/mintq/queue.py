@@ -23,6 +23,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from mintq import addresses, db, errors
+from mintq.eta import Throughput, estimate
 from mintq.settings import QueueSettings
 
 Conn = psycopg.Connection[db.Row]
@@ -43,12 +44,6 @@ class Enqueued:
     payer: str
     estimated_wait_seconds: int
     payment_type: str
-
-
-def estimate_wait_seconds(position: int, batch_size: int, interval_seconds: float) -> int:
-    """Seconds until the batch that carries ``position`` starts: one interval per batch ahead."""
-    batches = math.ceil(max(position, 1) / max(batch_size, 1))
-    return math.ceil(batches * interval_seconds)
 
 
 def enqueue(conn: Conn, *, payer: str, payment_type: str, idempotency_key: str | None = None) -> Enqueued:
@@ -195,11 +190,7 @@ def _answer(row: dict[str, Any], *, payer: str, payment_type: str) -> Enqueued:
         queue_id=str(row["id"]),
         queue_position=position,
         payer=payer,
-        estimated_wait_seconds=estimate_wait_seconds(
-            position, settings.max_batch_size, settings.batch_interval_seconds
-        )
-        if position
-        else 0,
+        estimated_wait_seconds=estimate(position, settings, Throughput.from_row(row)),
         payment_type=payment_type,
     )
 
@@ -240,11 +231,19 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
+def _settings(conn: Conn) -> QueueSettings:
+    return QueueSettings.from_mapping({r["key"]: r["value"] for r in db.all(conn, "all_settings")})
+
+
 def status(conn: Conn) -> dict[str, Any]:
-    """``GET /queue/status``: statistics, the newest batches and the live settings."""
+    """``GET /queue/status``: statistics, the newest batches, the live settings, the measured
+    throughput (``mintsPerSecond`` and ``confirmSeconds`` null without recent history) and
+    ``estimatedWaitSeconds`` for a request that joins the line now."""
     stats = db.one(conn, "queue_stats") or {}
     batches = db.all(conn, "recent_batches", {"limit": RECENT_BATCHES})
-    settings = QueueSettings.from_mapping({r["key"]: r["value"] for r in db.all(conn, "all_settings")})
+    settings = _settings(conn)
+    measured = db.one(conn, "measured_throughput") or {}
+    throughput = Throughput.from_row(measured)
     return {
         "stats": _public(stats),
         "recentBatches": [_public(b) for b in batches],
@@ -255,6 +254,12 @@ def status(conn: Conn) -> dict[str, Any]:
         "apiClosed": settings.api_closed,
         # How stale these figures may be: a read replica's replay lag (0 on the primary).
         "replicaLagSeconds": round(float((db.one(conn, "replica_lag") or {}).get("seconds") or 0), 3),
+        "throughput": {
+            "mintsPerSecond": throughput.mints_per_second if throughput else None,
+            "confirmSeconds": throughput.confirm_seconds if throughput else None,
+            "windowSeconds": _number(float(measured.get("window_seconds") or 300)),
+        },
+        "estimatedWaitSeconds": estimate(int(stats.get("pending_count") or 0) + 1, settings, throughput),
     }
 
 
@@ -332,8 +337,23 @@ def parse_queue_id(value: str) -> uuid.UUID:
         raise errors.InvalidQueueId(f"queueId must be a UUID, not {value[:64]!r}") from exc
 
 
+def _item_wait(conn: Conn, row: dict[str, Any]) -> int:
+    """A pending request's estimate from its live position; a processing one waits for its
+    batch's receipt (one measured confirmation, else one nominal batch); others wait for nothing."""
+    if row.get("status") not in ("pending", "processing"):
+        return 0
+    throughput = Throughput.from_row(db.one(conn, "measured_throughput"))
+    settings = _settings(conn)
+    if row["status"] == "processing":
+        if throughput is not None:
+            return math.ceil(throughput.confirm_seconds)
+        return estimate(1, settings, None)
+    return estimate(int(row.get("queue_position") or 1), settings, throughput)
+
+
 def item(conn: Conn, queue_id: str, *, primary: Callable[[], Conn] | None = None) -> dict[str, Any]:
-    """``GET /queue/item/{queueId}``: one request's public state.
+    """``GET /queue/item/{queueId}``: one request's public state, with ``estimatedWaitSeconds``
+    (0 once it is final).
 
     ``conn`` may be a read replica's: what it does not have yet (a request enqueued a moment
     ago) is looked up again on ``primary()``, so a request just accepted is never a 404.
@@ -374,4 +394,6 @@ def _item(conn: Conn, ident: uuid.UUID) -> dict[str, Any]:
                 "payment_error_reason": reason if failed else None,
             }
         )
-    return _public(_with_payments(conn, [row])[0])
+    answer = _public(_with_payments(conn, [row])[0])
+    answer["estimatedWaitSeconds"] = _item_wait(conn, row)
+    return answer

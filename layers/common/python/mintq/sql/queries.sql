@@ -3,11 +3,13 @@
 
 -- name: enqueue_request
 -- Insert one request unless its payer is at the cap, and answer with its place in line,
--- the settings the wait estimate needs and the payer's pending count: one round trip
--- (migration 0006 says why this is a function).
-SELECT id, queue_position, created_at, payer_pending, max_pending, max_batch_size, batch_interval_seconds,
-       api_closed
-  FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
+-- the settings and the measured throughput the wait estimate needs and the payer's pending
+-- count: one round trip (migration 0006 says why this is a function; the throughput is one
+-- row the worker keeps, migration 0012).
+SELECT e.id, e.queue_position, e.created_at, e.payer_pending, e.max_pending, e.max_batch_size,
+       e.batch_interval_seconds, e.api_closed, t.mints_per_second, t.confirm_seconds
+  FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s) e
+  LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds);
 
 -- name: queue_stats
 -- The seed's statistics view (counters plus one index probe).
@@ -22,6 +24,16 @@ SELECT id, batch_tx_hash, mint_count, status, nonce, created_at, sent_at, confir
   FROM batch_mints
  ORDER BY created_at DESC
  LIMIT %(limit)s;
+
+-- name: measured_throughput
+-- Mints confirmed per second and one batch's broadcast-to-receipt time over the recent
+-- window (migration 0012); NULLs when no batch confirmed within it.
+SELECT CASE WHEN measured_at > now() - make_interval(secs => window_seconds)
+            THEN mints_per_second END AS mints_per_second,
+       CASE WHEN measured_at > now() - make_interval(secs => window_seconds)
+            THEN confirm_seconds END AS confirm_seconds,
+       window_seconds
+  FROM mint_throughput;
 
 -- name: all_settings
 -- Every runtime setting.
@@ -438,8 +450,9 @@ WITH s AS (
     RETURNING id, enqueue_position
 )
 SELECT inserted.id, inserted.enqueue_position AS queue_position, s.max_batch_size,
-       s.batch_interval_seconds
-  FROM inserted CROSS JOIN s;
+       s.batch_interval_seconds, t.mints_per_second, t.confirm_seconds
+  FROM inserted CROSS JOIN s
+  LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds);
 
 -- name: paid_request
 -- The request a settled payment bought, for answering a replay with the same queueId.
@@ -448,8 +461,10 @@ SELECT m.id, m.payer_address, m.payment_type,
             ELSE m.enqueue_position END AS queue_position,
        (SELECT value FROM system_settings WHERE key = 'max_batch_size') AS max_batch_size,
        (SELECT value FROM system_settings WHERE key = 'batch_interval_seconds')
-         AS batch_interval_seconds
+         AS batch_interval_seconds,
+       t.mints_per_second, t.confirm_seconds
   FROM mint_queue m
+  LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds)
  WHERE m.id = %(queue_id)s;
 
 -- name: unfinished_payments
