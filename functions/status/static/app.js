@@ -353,7 +353,7 @@
       setText("q-completed", String(stats.completed_count ?? "–"));
       setText("q-failed", String(stats.failed_count ?? "–"));
       const rate = body.throughput && body.throughput.mintsPerSecond;
-      setText("q-rate", rate ? `${rate.toFixed(2)} mints/s over the last ${body.throughput.windowSeconds} s` : "no recent batches");
+      setText("q-rate", rate ? `${rate.toFixed(2)} mints/s over the last ${body.throughput.windowSeconds} s` : "not measured yet (needs two recent batches)");
       setText("q-eta", typeof body.estimatedWaitSeconds === "number" ? seconds(body.estimatedWaitSeconds) : "–");
       renderBatches(body.recentBatches || []);
       setText("q-updated", `Updated ${new Date().toLocaleTimeString()}.`);
