@@ -109,3 +109,27 @@ def test_a_steady_cadence_measures_batch_size_over_period_whatever_the_count(
     # The first two were recorded a moment earlier, so their "30 s ago" is slightly more.
     assert abs(row["mints_per_second"] - 0.5) < 0.01
     assert abs(row["confirm_seconds"] - 1.0) < 0.01
+
+
+def test_a_confirmation_never_waits_for_another_worker_holding_the_measurement(
+    database_url: str, conn: Any
+) -> None:
+    from mintq import db
+
+    other = db.connect(database_url)  # another signer's worker, stuck inside its transaction
+    try:
+        other.execute("BEGIN")
+        other.execute("SELECT * FROM mint_throughput FOR UPDATE")
+        conn.execute("SET statement_timeout = '3s'")  # waiting would raise QueryCanceled
+        finish_batches(conn, [(5, 11, 10), (5, 1, 0)])
+        assert (
+            conn.execute("SELECT count(*) AS n FROM batch_mints WHERE status = 'confirmed'").fetchone()["n"]
+            == 2
+        )
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    finish_batches(conn, [(5, 1, 0)])  # the next confirmation measures as usual
+    row = conn.execute("SELECT mints_per_second FROM mint_throughput").fetchone()
+    # 10 mints in the 10 s (and the moment between the two transactions) after the first
+    assert 0.9 < row["mints_per_second"] <= 1.0

@@ -25,7 +25,14 @@ AS $$
 DECLARE
     window_start timestamptz;
 BEGIN
-    SELECT now() - make_interval(secs => t.window_seconds) INTO window_start FROM mint_throughput t;
+    -- Never wait for the row: another signer's worker may hold it in a transaction that is
+    -- slow or stuck, and a confirmation must not queue behind it. Skipping is harmless: the
+    -- holder writes a measurement when it commits, and the next confirmation writes one anyway.
+    SELECT now() - make_interval(secs => t.window_seconds) INTO window_start
+      FROM mint_throughput t FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
     UPDATE mint_throughput t
        SET (mints_per_second, confirm_seconds, measured_at) = (
            SELECT CASE WHEN count(*) >= 2 THEN
