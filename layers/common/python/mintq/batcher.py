@@ -29,7 +29,7 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 
 from mintq import chain as chainlib
-from mintq import config, db, errors, metrics, queue, retention, settlement
+from mintq import config, db, errors, gas, metrics, queue, retention, settlement
 from mintq import signer as signerlib
 from mintq.deadlines import Deadline
 from mintq.settings import QueueSettings
@@ -104,7 +104,7 @@ class Batcher:
         signer: Signer,
         *,
         chain_id: int | None = None,
-        gas_headroom: float = 1.1,
+        gas_headroom: float = 1.1,  # only for a token that refuses gas.FreshMintCost's recipients
         poll_seconds: float = 0.25,
         min_cycle_seconds: float = 5.0,
         max_backoff_seconds: float = 60.0,
@@ -136,6 +136,9 @@ class Batcher:
         self._drain = False
         #: set when a cycle goes on but holds a batch back (a replacement over the fee ceiling)
         self._holding: errors.MintqError | None = None
+        #: chain reads that cannot change within a cycle (fees, block gas limit, the fresh-mint
+        #: cost), cleared as each cycle starts; the supply is not among them (see dispatch)
+        self._reads: dict[str, Any] = {}
 
     @property
     def signer_address(self) -> str:
@@ -237,6 +240,7 @@ class Batcher:
         self._faulted = False
         self._drain = False
         self._holding = None
+        self._reads = {}
         probe = db.one(self.conn, "cycle_probe", self._keys()) or {}
         settings = QueueSettings.from_mapping(probe.get("settings") or {})
         # Sampled every cycle, so a missing datapoint means the worker is not running.
@@ -304,7 +308,10 @@ class Batcher:
             # An operator paused the worker (mintq pause): finish what is in flight, claim nothing.
             logger.info("paused: claiming nothing new", extra={"action": "worker_paused"})
         elif has_pending:
-            while len(inflight) < settings.max_inflight_batches and self.clock() + 2 < deadline:
+            window = settings.max_inflight_batches
+            if settings.pipelined:  # the setting is the upper bound; the block gas limit decides
+                window = min(window, self._inflight_window(settings))
+            while len(inflight) < window and self.clock() + 2 < deadline:
                 dispatched = self.dispatch(
                     settings,
                     nonce=max(b["nonce"] for b in inflight) + 1 if inflight else None,
@@ -334,8 +341,43 @@ class Batcher:
             )
         return pending
 
+    def _read(self, name: str, read: Callable[[], Any]) -> Any:
+        """``read()`` once per cycle."""
+        if name not in self._reads:
+            self._reads[name] = read()
+        return self._reads[name]
+
+    def _block_gas_limit(self) -> int:
+        return int(self._read("block_gas_limit", self.chain.block_gas_limit))
+
+    def _gas_budget(self, settings: QueueSettings, block_gas: int) -> int:
+        """Gas per batch: whole blocks split evenly within the target and the per-tx cap."""
+        return gas.batch_gas_budget(block_gas, settings.batch_gas_target, chainlib.TX_GAS_CAP)
+
+    def _inflight_window(self, settings: QueueSettings) -> int:
+        """Batches that keep the next two blocks full, at the gas a batch will carry: the
+        budget, or ``max_batch_size`` fresh mints when that is less."""
+        block_gas = self._block_gas_limit()
+        batch_gas = self._gas_budget(settings, block_gas)
+        cost = self._fresh_cost()
+        if cost is not None:
+            batch_gas = min(batch_gas, cost.worst_case_fresh(settings.max_batch_size))
+        return gas.inflight_for(block_gas, batch_gas)
+
+    def _fresh_cost(self) -> gas.FreshMintCost | None:
+        def measure() -> gas.FreshMintCost | None:
+            try:
+                return gas.FreshMintCost.measure(
+                    lambda r: self.chain.estimate_batch_mint(self.signer_address, r)
+                )
+            except errors.SimulatedRevert:
+                return None  # the token refuses random recipients: gas_headroom it is
+
+        return self._read("fresh_cost", measure)  # type: ignore[no-any-return]
+
     def _fee_quote(self, settings: QueueSettings) -> chainlib.Fees:
-        fees = self.chain.fees()
+        # Within a cycle (seconds) the quote's room for the base fee to double still holds.
+        fees: chainlib.Fees = self._read("fees", self.chain.fees)
         ceiling = int(settings.max_fee_per_gas_gwei * 10**9)
         if fees.base_fee + fees.max_priority_fee_per_gas > ceiling:
             raise errors.FeeCeilingReached(
@@ -350,6 +392,9 @@ class Batcher:
 
     def _batch_limit(self, settings: QueueSettings, gas_budget: int) -> int:
         """How many requests to claim: the operator's cap, or what the gas budget holds."""
+        cost = self._fresh_cost()
+        if cost is not None:  # fresh recipients at their dearest fill the budget, no more
+            return max(1, min(settings.max_batch_size, cost.fits(gas_budget)))
         row = db.one(self.conn, "recent_gas_per_mint", {"chain_id": self.chain_id, "token": self.chain.token})
         per_mint = float(row["per_mint"]) if row and row["per_mint"] else DEFAULT_GAS_PER_MINT
         return max(1, min(settings.max_batch_size, int(gas_budget / per_mint)))
@@ -396,11 +441,13 @@ class Batcher:
         ``nonce`` is the next one after batches already in flight (pipelining); without it the
         chain's pending count, checked against our records, decides.
         """
+        # Read per batch, never per cycle: another signer's batch mined since would make a cached
+        # remainingMints, less the batches still in flight, promise supply that is gone.
         supply = self.chain.supply()
         fees = self._fee_quote(settings)
         nonce = self._next_nonce() if nonce is None else nonce
-        hard_cap = min(chainlib.TX_GAS_CAP, self.chain.block_gas_limit())
-        budget = min(settings.batch_gas_target, hard_cap)
+        hard_cap = min(chainlib.TX_GAS_CAP, self._block_gas_limit())
+        budget = self._gas_budget(settings, self._block_gas_limit())
         limit = self._batch_limit(settings, budget)
         batch_id = uuid.uuid4()
         with db.transaction(self.conn):
@@ -427,18 +474,23 @@ class Batcher:
                         )
             if not items:
                 return None
-            items, gas, rejected = self._isolate(items)
+            items, estimate, rejected = self._isolate(items)
             for item, reason in rejected:
                 self._fail([item], f"mint would revert: {reason}")
-            while gas > budget and len(items) > 1:
+            cost = self._fresh_cost()
+            while self._gas_limit(estimate, items, cost) > budget and len(items) > 1:
                 # Over the gas budget (target, block limit or the 2**24 per-tx cap): keep what fits.
-                keep = max(1, int(len(items) * budget / gas * 0.97))
+                keep = max(
+                    1, min(len(items) - 1, int(len(items) * budget / self._gas_limit(estimate, items, cost)))
+                )
                 db.execute(self.conn, "release_requests", {"ids": [i.id for i in items[keep:]]})
                 items = items[:keep]
-                gas = self.chain.estimate_batch_mint(self.signer_address, [i.payer_address for i in items])
+                estimate = self.chain.estimate_batch_mint(
+                    self.signer_address, [i.payer_address for i in items]
+                )
             if not items:
                 return None
-            gas_limit = min(int(gas * self.gas_headroom), hard_cap)
+            gas_limit = min(self._gas_limit(estimate, items, cost), hard_cap)
             self._check_funds(gas_limit, fees.max_fee_per_gas)
             data = self.chain.batch_mint_data([i.payer_address for i in items])
             signed = self._sign(nonce, data, gas_limit, fees.max_fee_per_gas, fees.max_priority_fee_per_gas)
@@ -480,10 +532,17 @@ class Batcher:
                 "nonce": nonce,
                 "tx_hash": signed.tx_hash,
                 "size": len(items),
-                "gas_estimate": gas,
+                "gas_estimate": estimate,
+                "gas_limit": gas_limit,
             },
         )
         return batch_id
+
+    def _gas_limit(self, estimate: int, items: Sequence[Claimed], cost: gas.FreshMintCost | None) -> int:
+        """See ``mintq.gas``: the estimate, raised to what the batch needs if every recipient is fresh."""
+        return gas.gas_limit(
+            estimate, [i.payer_address for i in items], cost, fallback_ratio=self.gas_headroom
+        )
 
     def _check_funds(self, gas_limit: int, max_fee_per_gas: int) -> None:
         """Refuse, before anything is recorded, a batch the signer cannot pay for: its items
