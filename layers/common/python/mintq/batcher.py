@@ -62,6 +62,8 @@ REBROADCAST_SECONDS = 10.0
 #: batch counts as dropped. A load-balanced RPC can report the nonce from a node that is ahead
 #: of the one answering for receipts; dropping at once would re-mint a batch that was mined.
 DROP_GRACE_SECONDS = 30.0
+#: How long a measured gas.FreshMintCost is used before it is measured again.
+FRESH_COST_SECONDS = 60.0
 
 
 @dataclass
@@ -136,9 +138,9 @@ class Batcher:
         self._drain = False
         #: set when a cycle goes on but holds a batch back (a replacement over the fee ceiling)
         self._holding: errors.MintqError | None = None
-        #: chain reads that cannot change within a cycle (fees, block gas limit, the fresh-mint
-        #: cost), cleared as each cycle starts; the supply is not among them (see dispatch)
+        #: chain reads that cannot change within a cycle (fees, block gas limit), cleared as each cycle starts; the supply is not among them (see dispatch)
         self._reads: dict[str, Any] = {}
+        self._fresh_cost_at: tuple[float, gas.FreshMintCost | None] | None = None
 
     @property
     def signer_address(self) -> str:
@@ -373,7 +375,12 @@ class Batcher:
             except errors.SimulatedRevert:
                 return None  # the token refuses random recipients: gas_headroom it is
 
-        return self._read("fresh_cost", measure)  # type: ignore[no-any-return]
+        # Kept across cycles for FRESH_COST_SECONDS: three estimates per cycle would slow a
+        # worker with one batch per cycle; the contract's costs do not move between them.
+        now = self.clock()
+        if self._fresh_cost_at is None or now - self._fresh_cost_at[0] >= FRESH_COST_SECONDS:
+            self._fresh_cost_at = (now, measure())
+        return self._fresh_cost_at[1]
 
     def _fee_quote(self, settings: QueueSettings) -> chainlib.Fees:
         # Within a cycle (seconds) the quote's room for the base fee to double still holds.
