@@ -3,6 +3,7 @@
 Against the local stack (``PAYMENT_MODE=x402 make dev``), which writes ``.local/stack.json``:
 
     .venv/bin/python examples/x402_mint.py            # pays from anvil account 1
+    .venv/bin/python examples/x402_mint.py --stack-file /tmp/stack/stack.json --api-url http://127.0.0.1:3311
     PAYER_PRIVATE_KEY=0x... .venv/bin/python examples/x402_mint.py
 
 The x402 package's own client does the protocol: ``POST /mint`` answers 402 with the
@@ -13,6 +14,7 @@ signer of the payment (never a body field) and answers 202 with ``PAYMENT-RESPON
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -33,8 +35,26 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 DEV_PAYER_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"
 
 
-async def main() -> int:
-    stack = json.loads((REPO_ROOT / ".local" / "stack.json").read_text())
+async def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Pay for one mint with x402 and follow it until it is on chain."
+    )
+    parser.add_argument(
+        "--stack-file",
+        type=Path,
+        default=REPO_ROOT / ".local" / "stack.json",
+        help="the local stack's stack.json (python -m devstack --state-dir DIR writes DIR/stack.json)",
+    )
+    parser.add_argument("--api-url", help="the API to pay (default: the stack file's api_url)")
+    args = parser.parse_args(argv)
+    try:
+        stack = json.loads(args.stack_file.read_text())
+    except (OSError, ValueError) as exc:
+        parser.error(
+            f"cannot read {args.stack_file} ({exc}); start the stack with PAYMENT_MODE=x402 make dev"
+        )
+    if args.api_url:
+        stack["api_url"] = args.api_url.rstrip("/")
     if stack.get("payment_mode") != "x402":
         print("the local stack runs in free mode; start it with PAYMENT_MODE=x402 make dev", file=sys.stderr)
         return 1

@@ -114,7 +114,8 @@ def test_payer_lookup_rejects_bad_addresses_limits_and_cursors(database_url: str
     assert payer(ALICE[:-1] + "c")[0] == 400
     for limit in ("0", "101", "ten"):
         status, body = payer(ALICE, {"limit": limit})
-        assert 400 <= status < 500 and body["success"] is False
+        # The README's table: a bad limit is 400 invalid_request (a bad request line, not a body).
+        assert (status, body["error"]["code"]) == (400, "invalid_request")
     status, body = payer(ALICE, {"cursor": "!!!not-ours"})
     assert status == 400 and body["error"]["code"] == "invalid_request"
 

@@ -153,6 +153,9 @@ def _validation_error(exc: RequestValidationError) -> Response[str]:
     for problem in problems:
         where = ".".join(str(part) for part in problem.get("loc", ()) if part != "body") or "body"
         details.append(f"{where}: {problem.get('msg', 'invalid')}")
+    if problems and all(p.get("loc", ("body",))[0] in ("query", "path") for p in problems):
+        # A bad limit or path parameter is a bad request line, not a body of the wrong shape.
+        return error_response(400, errors.InvalidRequest.code, "; ".join(details))
     return error_response(422, errors.ValidationFailed.code, "; ".join(details))
 
 

@@ -50,10 +50,10 @@ def settings_get(
     if as_json:
         render.emit_json(rows)
     else:
-        render.table("settings", rows, ["key", "value", "valid", "description", "updated_at"])
+        render.table("settings", rows, ["key", "value", "valid", "description"])
 
 
-@settings_app.command("set")
+@settings_app.command("set", context_settings={"ignore_unknown_options": True})
 def settings_set(
     ctx: typer.Context,
     key: Annotated[str, typer.Argument(help="The setting, e.g. batch_interval_seconds.")],

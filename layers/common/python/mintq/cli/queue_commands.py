@@ -211,17 +211,7 @@ def batches_list(
     render.table(
         "batches",
         rows,
-        [
-            "id",
-            "signer_address",
-            "nonce",
-            "status",
-            "mint_count",
-            "gas_used",
-            "created_at",
-            "confirmed_at",
-            "error_message",
-        ],
+        ["id", "nonce", "status", "mint_count", "gas_used", "confirmed_at", "error_message"],
     )
 
 
