@@ -142,13 +142,19 @@ def test_a_pool_of_two_kms_keys_drains_a_queue_at_two_nonce_sequences(
     enqueue_all(conn, fresh_addresses(40))
     # The Lambda's own path: configuration -> signers -> one worker, connection and lock each.
     monkeypatch.setattr(batcher, "_workers", [])
+    faults = 0
     try:
-        summary = batcher.run_invocation(remaining_ms=22_000)
-        assert {w.signer_address for w in batcher._workers} == {s.address for s in pool}
+        # As the schedule would: invocation after invocation until the line is empty (a loaded
+        # machine may need more than one; each leaves no cycle running past its deadline).
+        for _ in range(4):
+            faults += batcher.run_invocation(remaining_ms=22_000).faults
+            assert {w.signer_address for w in batcher._workers} == {s.address for s in pool}
+            if statuses(conn).keys() <= {"completed"}:
+                break
     finally:
         for worker in batcher._workers:
             worker.conn.close()
-    assert summary.faults == 0
+    assert faults == 0
     per_signer = conn.execute(
         "SELECT signer_address, array_agg(nonce ORDER BY nonce) AS nonces FROM batch_mints GROUP BY 1"
     ).fetchall()

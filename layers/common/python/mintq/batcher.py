@@ -231,6 +231,8 @@ class Batcher:
         Every chain call of the cycle (and of housekeeping sharing the chain's ``Deadline``)
         ends by ``deadline``, a ``clock()`` value; past it calls raise ``DeadlineReached``.
         """
+        # ``deadline`` is a value of this worker's clock: the chain's calls must read the same one.
+        self.chain.deadline.clock = self.clock
         self.chain.deadline.set(deadline)
         try:
             return self._cycle(deadline)
