@@ -39,6 +39,9 @@ DEV_DATABASE = "mintq_dev"
 #: chains are not in it), and a payment is bound to its chain id (EIP-712 domain).
 LOCAL_CHAIN_ID = 84532
 BATCH_TIMEOUT_S = 300  # the template's BatchFunction timeout
+# Execution environments per API function: enough for 16 clients to keep two cores busy while
+# each environment waits on PostgreSQL, few enough to start in a few seconds.
+DEFAULT_ENVIRONMENTS = 4
 
 log = logging.getLogger("devstack")
 
@@ -176,6 +179,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="the database on a local or embedded PostgreSQL (ignored with DATABASE_URL)",
     )
     parser.add_argument(
+        "--environments",
+        type=int,
+        default=int(_env("DEV_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS),
+        help="execution environments (processes) per API function, as Lambda scales out",
+    )
+    parser.add_argument(
         "--no-worker",
         action="store_true",
         help="serve the API only (run workers yourself: python -m devstack.worker)",
@@ -228,8 +237,8 @@ def main(argv: list[str] | None = None) -> int:
             **x402_env,
         }
     )
-    enqueue = lambdas.load_handler(REPO_ROOT / "functions" / "enqueue")
-    status = lambdas.load_handler(REPO_ROOT / "functions" / "status")
+    enqueue = lambdas.ExecutionEnvironments(REPO_ROOT / "functions" / "enqueue", args.environments)
+    status = lambdas.ExecutionEnvironments(REPO_ROOT / "functions" / "status", args.environments)
     api = serve(
         [
             Route("POST", "/mint", enqueue, function_name="mintq-enqueue", timeout_s=10),
@@ -281,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.wait(0.5)
     log.info("stopping")
     api.shutdown()
+    enqueue.close()
+    status.close()
     if facilitator_server is not None:
         facilitator_server.close()
     if node is not None:

@@ -2,8 +2,10 @@
 
 Each request becomes the event API Gateway would send, the handler runs in-process with a
 Lambda-like context, and its result is translated back the way API Gateway does it. Calls to one
-handler are serialised (a Lambda execution environment handles one event at a time); different
-handlers run in parallel.
+plain handler are serialised (a Lambda execution environment handles one event at a time);
+different handlers run in parallel. A handler that is a pool of execution environments
+(:class:`devstack.lambdas.ExecutionEnvironments`) takes as many events at once as it has
+environments, as Lambda scales a function out behind API Gateway.
 """
 
 from __future__ import annotations
@@ -12,16 +14,18 @@ import base64
 import json
 import logging
 import re
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
-from devstack.lambdas import ACCOUNT_ID, FakeContext
+from devstack.lambdas import ACCOUNT_ID, ExecutionEnvironments, FakeContext
 
 log = logging.getLogger(__name__)
 
@@ -55,14 +59,14 @@ class _Compiled:
     greedy: bool
     literal_segments: int
     function_name: str
-    lock: threading.Lock = field(repr=False)
+    lock: AbstractContextManager[Any] = field(repr=False)
 
     def specificity(self, method: str) -> tuple[int, int, int]:
         # API Gateway prefers an exact path over a greedy {proxy+} one, then a concrete method over ANY.
         return (0 if self.greedy else 1, self.literal_segments, 1 if self.method == method else 0)
 
 
-def _compile(route: Route, lock: threading.Lock) -> _Compiled:
+def _compile(route: Route, lock: AbstractContextManager[Any]) -> _Compiled:
     template = route.path_template
     if not template.startswith("/"):
         raise ValueError(f"path template must start with '/': {template!r}")
@@ -108,6 +112,9 @@ class _HttpError(Exception):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's default backlog of 5 overflows when many clients open a connection per
+    # request at once, and the kernel then resets some of them; the kernel caps this at somaxconn.
+    request_queue_size = 1024
 
     def __init__(self, address: tuple[str, int], routes: list[_Compiled]) -> None:
         self.routes = routes
@@ -131,6 +138,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, like API Gateway; every response sets Content-Length
     timeout = 60  # drop idle keep-alive connections so their threads end
+    _headers_buffer: list[bytes]  # BaseHTTPRequestHandler's pending head, sent by flush_headers()
+
+    def setup(self) -> None:
+        super().setup()
+        # A response goes out in one write (see _respond); with Nagle's algorithm off nothing
+        # small is ever held back waiting for the client's delayed ACK either.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def do_GET(self) -> None:
         self._dispatch()
@@ -287,9 +301,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.send_header("content-length", str(len(payload)))
         if self.close_connection:
             self.send_header("connection", "close")
-        self.end_headers()
+        # Status line, headers and body in one write: written apart, the body is a second small
+        # segment that waits for the client to ACK the first, and clients delay that ACK (~40 ms
+        # on every kept-alive request).
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD":
-            self.wfile.write(payload)
+            self._headers_buffer.append(payload)
+        self.flush_headers()
 
     def _invoke(self, compiled: _Compiled, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
         route = compiled.route
@@ -352,6 +370,11 @@ def _clf_time(epoch: float) -> str:
     return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{time.strftime('%H:%M:%S', t)} +0000"
 
 
+def _lock_for(handler: Handler) -> AbstractContextManager[Any]:
+    # A pool queues events for its own environments; a plain handler is one environment.
+    return nullcontext() if isinstance(handler, ExecutionEnvironments) else threading.Lock()
+
+
 class ApiServer:
     """A running local API; ``url`` has no trailing slash."""
 
@@ -377,8 +400,8 @@ class ApiServer:
 
 def serve(routes: list[Route], host: str = "127.0.0.1", port: int = 3000) -> ApiServer:
     """Start serving ``routes`` in a daemon thread; ``port=0`` picks a free port."""
-    locks: dict[Any, threading.Lock] = {}
-    compiled = [_compile(r, locks.setdefault(r.handler, threading.Lock())) for r in routes]
+    locks: dict[Any, AbstractContextManager[Any]] = {}
+    compiled = [_compile(r, locks.setdefault(r.handler, _lock_for(r.handler))) for r in routes]
     keys = [c.route_key for c in compiled]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import importlib.util
+import multiprocessing
+import queue
 import re
 import sys
 import threading
 import time
+import traceback
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -97,3 +102,85 @@ class FakeContext:
 
     def get_remaining_time_in_millis(self) -> int:
         return max(0, int((self.deadline - time.monotonic()) * 1000))
+
+
+class ExecutionEnvironments:
+    """Several execution environments of one function: ``size`` processes, one event each at a time.
+
+    API Gateway in front of Lambda hands concurrent requests to as many environments; the handlers
+    are Python, so only processes run them in parallel. Each process imports the function once
+    (a cold start) and keeps its module state (the database connection) like a warm environment.
+    Calling the pool waits for an idle environment, runs the event there with a fresh context and
+    returns the handler's result; a handler's exception comes back as :class:`HandlerError`.
+    Environments inherit the caller's ``os.environ`` and ``sys.path`` as they are at construction.
+    """
+
+    def __init__(self, function_dir: Path, size: int) -> None:
+        if size < 1:
+            raise ValueError("an execution environment pool needs at least one environment")
+        self.function_dir = function_dir.resolve()
+        self.size = size
+        context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
+        self._idle: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._processes: list[BaseProcess] = []
+        pipes: list[Connection] = []
+        for i in range(size):
+            ours, theirs = context.Pipe()
+            process = context.Process(
+                target=_environment_main,
+                args=(str(self.function_dir), theirs),
+                name=f"{module_name_for(self.function_dir)}-{i}",
+                daemon=True,  # ends with the local stack
+            )
+            process.start()
+            theirs.close()
+            self._processes.append(process)
+            pipes.append(ours)
+        for pipe in pipes:  # all import in parallel; a broken function fails here, at startup
+            ok, detail = pipe.recv()
+            if not ok:
+                self.close()
+                raise ImportError(f"{self.function_dir}: {detail}")
+            self._idle.put(pipe)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        pipe = self._idle.get()
+        try:
+            pipe.send((event, context.function_name, context.timeout_s, context.memory_limit_in_mb))
+            ok, value = pipe.recv()
+        finally:
+            self._idle.put(pipe)
+        if not ok:
+            raise HandlerError(value)
+        return value
+
+    def close(self) -> None:
+        for process in self._processes:
+            process.terminate()
+        for process in self._processes:
+            process.join(timeout=5)
+
+
+class HandlerError(RuntimeError):
+    """A handler raised in its execution environment; the message carries its traceback."""
+
+
+def _environment_main(function_dir: str, pipe: Connection) -> None:
+    try:
+        handler = load_handler(Path(function_dir))
+    except BaseException as exc:  # reported to the parent, which refuses to start
+        pipe.send((False, f"{type(exc).__name__}: {exc}"))
+        return
+    pipe.send((True, None))
+    while True:
+        try:
+            event, function_name, timeout_s, memory_mb = pipe.recv()
+        except (EOFError, OSError):
+            return  # the local stack has gone
+        # The Lambda clock starts when the environment takes the event, not while it queued.
+        context = FakeContext(function_name=function_name, timeout_s=timeout_s, memory_limit_in_mb=memory_mb)
+        try:
+            reply: tuple[bool, Any] = (True, handler(event, context))
+        except Exception:
+            reply = (False, traceback.format_exc())
+        pipe.send(reply)
