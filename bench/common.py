@@ -27,7 +27,7 @@ def setup_environment() -> None:
     os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "mintq")
     os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "MintqBench")
     # Per-request INFO logs would measure the terminal, not the code.
-    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "ERROR"
 
 
 setup_environment()

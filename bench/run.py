@@ -28,11 +28,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import api, coldstart, drain, retention
+from bench import api, coldstart, drain, local_api, pgbench, retention
 from bench.common import ROOT, Databases, log, machine
 from devstack import anvil
 
-SECTIONS = ("drain", "enqueue", "status", "retention", "coldstart")
+SECTIONS = ("drain", "enqueue", "pgbench", "local_api", "status", "retention", "coldstart")
 RESULTS = ROOT / "bench" / "results"
 
 QUICK = {
@@ -42,6 +42,8 @@ QUICK = {
     "enqueue_requests": 1000,
     "status_requests": 500,
     "import_runs": 3,
+    "pgbench_seconds": 3,
+    "local_api_requests": 400,
     "retention_rows": 200_000,
 }
 
@@ -89,6 +91,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     g.add_argument(
         "--status-requests", type=int, default=2000, help="requests per status endpoint (default 2000)"
+    )
+    g = p.add_argument_group("pgbench and local API")
+    g.add_argument(
+        "--pgbench-seconds", type=int, default=8, help="seconds per pgbench run, 3 rounds each (default 8)"
+    )
+    g.add_argument(
+        "--local-api-requests", type=int, default=1500, help="requests per local API figure (default 1500)"
+    )
+    g.add_argument(
+        "--environments", type=int, default=4, help="execution environments behind the local API (default 4)"
     )
     g = p.add_argument_group("retention")
     g.add_argument(
@@ -191,6 +203,15 @@ def run_api(args: argparse.Namespace, dbs: Databases, sections: list[str]) -> di
         api.use_database("")
         dbs.drop(url)
     return out
+
+
+def run_in_own_database(purpose: str, dbs: Databases, fn: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+    url = dbs.create(purpose)
+    try:
+        return fn(url)
+    finally:
+        api.use_database("")
+        dbs.drop(url)
 
 
 def run_retention(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
@@ -366,6 +387,10 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
                 _verdict(ratio <= r["target_p99_ratio"]),
             )
         )
+    if s.get("pgbench") and "error" not in s["pgbench"]:
+        rows.extend(pgbench.table_rows(s["pgbench"]))
+    if s.get("local_api") and "error" not in s["local_api"]:
+        rows.extend(local_api.table_rows(s["local_api"]))
     for name, sec in s.items():
         if "error" in sec:
             rows.append((name, "ERROR", sec["error"].splitlines()[0][:80], "", ""))
@@ -436,6 +461,24 @@ def main(argv: list[str]) -> int:
                     "error": api_meta.get("error", "not measured")
                 }
                 result["sections"][name]["seconds_enqueue_and_status"] = api_meta["seconds"]
+        if "pgbench" in args.sections:
+            _section(
+                result,
+                "pgbench",
+                lambda: run_in_own_database(
+                    "pgbench", dbs, lambda url: pgbench.measure(url, seconds=args.pgbench_seconds)
+                ),
+            )
+        if "local_api" in args.sections:
+            _section(
+                result,
+                "local_api",
+                lambda: run_in_own_database(
+                    "localapi",
+                    dbs,
+                    lambda url: local_api.measure(url, args.local_api_requests, args.environments),
+                ),
+            )
         if "retention" in args.sections:
             _section(result, "retention", lambda: run_retention(args, dbs))
         if "coldstart" in args.sections:

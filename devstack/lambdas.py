@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import multiprocessing
+import os
 import queue
 import re
 import sys
@@ -112,10 +113,11 @@ class ExecutionEnvironments:
     (a cold start) and keeps its module state (the database connection) like a warm environment.
     Calling the pool waits for an idle environment, runs the event there with a fresh context and
     returns the handler's result; a handler's exception comes back as :class:`HandlerError`.
-    Environments inherit the caller's ``os.environ`` and ``sys.path`` as they are at construction.
+    Environments inherit the caller's ``os.environ`` and ``sys.path`` as they are at construction;
+    ``discard_stdout`` drops what handlers print (Powertools' metrics and logs), for benchmarks.
     """
 
-    def __init__(self, function_dir: Path, size: int) -> None:
+    def __init__(self, function_dir: Path, size: int, *, discard_stdout: bool = False) -> None:
         if size < 1:
             raise ValueError("an execution environment pool needs at least one environment")
         self.function_dir = function_dir.resolve()
@@ -128,7 +130,7 @@ class ExecutionEnvironments:
             ours, theirs = context.Pipe()
             process = context.Process(
                 target=_environment_main,
-                args=(str(self.function_dir), theirs),
+                args=(str(self.function_dir), theirs, discard_stdout),
                 name=f"{module_name_for(self.function_dir)}-{i}",
                 daemon=True,  # ends with the local stack
             )
@@ -165,7 +167,10 @@ class HandlerError(RuntimeError):
     """A handler raised in its execution environment; the message carries its traceback."""
 
 
-def _environment_main(function_dir: str, pipe: Connection) -> None:
+def _environment_main(function_dir: str, pipe: Connection, discard_stdout: bool) -> None:
+    if discard_stdout:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
     try:
         handler = load_handler(Path(function_dir))
     except BaseException as exc:  # reported to the parent, which refuses to start

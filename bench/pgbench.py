@@ -1,0 +1,159 @@
+"""Enqueue inside the database: pgbench runs ``SELECT * FROM mintq_enqueue(...)`` against a plain
+``INSERT ... RETURNING`` into a table of the same basic shape (uuid key, bigserial, payer, status,
+created_at, one partial index), at 1 and 8 clients, in alternating rounds on one database.
+
+    .venv/bin/python bench/pgbench.py [--seconds 8] [--rounds 3] [--clients 1 8]
+
+The ratio per client count is the median of the rounds' enqueue tps over the median of the plain
+INSERT's; a ratio of 1.0 means enqueue costs the database what the plain INSERT does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.common import Databases, log, set_settings
+from mintq import db
+
+PLAIN_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_plain_queue (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    position      bigserial,
+    payer_address varchar(42) NOT NULL,
+    status        text NOT NULL DEFAULT 'pending',
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS bench_plain_queue_pending_idx ON bench_plain_queue (position)
+    WHERE status = 'pending'
+"""
+# Random payers over a space far larger than the run, as in the handler benchmark.
+SCRIPTS = {
+    "plain_insert": "\\set p random(1, 1000000000)\n"
+    "INSERT INTO bench_plain_queue (payer_address) VALUES ('0x' || lpad(:p::text, 40, '0'))"
+    " RETURNING id, position, created_at;\n",
+    "enqueue": "\\set p random(1, 1000000000)\n"
+    "SELECT * FROM mintq_enqueue('0x' || lpad(:p::text, 40, '0'), 'free', 10);\n",
+}
+_TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
+
+
+def pgbench_binary() -> str:
+    """pgbench on PATH, else the newest Debian postgresql-client's (/usr/lib/postgresql/N/bin)."""
+    found = shutil.which("pgbench")
+    if found:
+        return found
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), key=lambda p: int(Path(p).parts[-3]))
+    if not candidates:
+        raise FileNotFoundError("pgbench not found: install Debian's postgresql-client (or -contrib)")
+    return candidates[-1]
+
+
+def _tps(binary: str, url: str, script: Path, clients: int, seconds: int) -> float:
+    out = subprocess.run(
+        [binary, "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-f", str(script), url],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = _TPS.search(out)
+    if found is None:
+        raise RuntimeError(f"pgbench printed no tps:\n{out}")
+    return float(found.group(1))
+
+
+def measure(
+    url: str, *, clients: tuple[int, ...] = (1, 8), seconds: int = 8, rounds: int = 3
+) -> dict[str, Any]:
+    """Median tps of each script per client count and enqueue's ratio to the plain INSERT.
+    Rounds alternate which script runs first, so drift falls on both alike."""
+    binary = pgbench_binary()
+    set_settings(url, {"max_pending_per_payer": 1_000_000_000})
+    with db.connect(url) as conn:
+        for statement in PLAIN_TABLE.split(";"):
+            conn.execute(statement)  # type: ignore[call-overload]
+    out: dict[str, Any] = {"pgbench": binary, "seconds_per_run": seconds, "rounds": rounds}
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = {}
+        for name, text in SCRIPTS.items():
+            paths[name] = Path(tmp) / f"{name}.sql"
+            paths[name].write_text(text)
+        for n in clients:
+            runs: dict[str, list[float]] = {name: [] for name in SCRIPTS}
+            for r in range(rounds):
+                order = list(SCRIPTS) if r % 2 == 0 else list(reversed(SCRIPTS))
+                for name in order:
+                    runs[name].append(_tps(binary, url, paths[name], n, seconds))
+            medians = {name: statistics.median(values) for name, values in runs.items()}
+            out[f"clients_{n}"] = {
+                "tps_runs": runs,
+                "plain_insert_tps": round(medians["plain_insert"], 1),
+                "enqueue_tps": round(medians["enqueue"], 1),
+                "enqueue_vs_plain": round(medians["enqueue"] / medians["plain_insert"], 3),
+            }
+            log(f"pgbench {n} client(s): {out[f'clients_{n}']}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=8)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
+    args = parser.parse_args()
+    dbs = Databases()
+    try:
+        url = dbs.create("pgbench")
+        result = measure(url, clients=tuple(args.clients), seconds=args.seconds, rounds=args.rounds)
+    finally:
+        dbs.close()
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+
+def table_rows(section: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """``make bench``'s table rows: each client count's tps and enqueue's ratio to the plain INSERT."""
+    rows = []
+    for key, m in section.items():
+        if not key.startswith("clients_"):
+            continue
+        n = key.removeprefix("clients_")
+        rows.append(
+            (
+                "pgbench",
+                f"plain INSERT / enqueue tps, {n} client(s) (medians)",
+                f"{m['plain_insert_tps']:,.0f} / {m['enqueue_tps']:,.0f}",
+                "",
+                "",
+            )
+        )
+        ratio = m["enqueue_vs_plain"]
+        rows.append(
+            (
+                "pgbench",
+                f"enqueue / plain INSERT, {n} client(s)",
+                f"{ratio:.1%}",
+                ">= 60%",
+                _verdict(ratio >= 0.6),
+            )
+        )
+    return rows
+
+
+def _verdict(ok: bool) -> str:
+    return "pass" if ok else "MISS"
