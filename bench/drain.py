@@ -1,7 +1,7 @@
 """Drain: N queued requests, the real batch worker(s), a real anvil with 1-second blocks.
 
 Requests are inserted by SQL (distinct, pseudo-random, non-zero addresses, so calldata
-and storage costs are those of real fresh recipients), then ``Batcher.run`` drains them
+and storage costs are those of real fresh recipients), then ``Worker.run`` drains them
 in-process, one thread and one connection per signer. Throughput is measured on chain
 time (block timestamps of the blocks that carried our batches) and set against what the
 same blocks could hold at the measured gas per mint.
@@ -18,10 +18,12 @@ from typing import Any
 
 from bench.common import Databases, log, progress, set_settings
 from devstack import anvil, contracts
-from mintq import batcher, db
 from mintq import chain as chainlib
+from mintq import db
 from mintq import signer as signerlib
 from mintq.settings import QueueSettings
+from mintq.worker.loop import Worker
+from mintq.worker.telemetry import RunSummary
 
 BLOCK_GAS_LIMIT = 30_000_000
 BLOCK_TIME_S = 1
@@ -73,7 +75,7 @@ def insert_requests(url: str, n: int) -> None:
 
 
 class StoppableClock:
-    """``time.monotonic`` that jumps a day ahead once stopped, so ``Batcher.run`` ends its loop
+    """``time.monotonic`` that jumps a day ahead once stopped, so ``Worker.run`` ends its loop
     at the next check against its deadline without any change to mintq."""
 
     def __init__(self) -> None:
@@ -125,7 +127,7 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
 
         clock = StoppableClock()
         workers = [
-            batcher.Batcher(
+            Worker(
                 db.connect(url, application_name=f"mintq-bench-signer-{i}"),
                 chainlib.Chain(node.rpc_url, token, timeout=30),
                 s,
@@ -136,7 +138,7 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
             )
             for i, s in enumerate(signers)
         ]
-        summaries: list[batcher.RunSummary | None] = [None] * len(workers)
+        summaries: list[RunSummary | None] = [None] * len(workers)
         errors: list[str] = []
         start_wall = time.time()
         start = time.monotonic()

@@ -135,7 +135,7 @@ def _check_given(url: str, identity: ChainIdentity) -> str:
 def nonce_refusal(database_url: str, w3: Any, chain_id: int, signer: str) -> str | None:
     """Why the batch worker would refuse to send for ``signer`` (checksummed address), or None.
 
-    The worker's own rule (``batcher.Batcher._next_nonce``, same named query): a nonce the
+    The worker's own rule (``mintq.worker.dispatch.Dispatcher._next_nonce``, same named query): a nonce the
     database records as used on chain that the chain has not reached means the chain is not the
     one the database was made for, and sending would reuse a nonce.
     """

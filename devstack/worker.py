@@ -27,7 +27,7 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_FILE = REPO_ROOT / ".local" / "stack.json"
 BATCH_TIMEOUT_S = 300  # the template's BatchFunction timeout
-SAFETY_S = 10  # batcher.run_invocation keeps this much of the invocation in reserve
+SAFETY_S = 10  # mintq.worker.invocation.run_invocation keeps this much of the invocation in reserve
 MIN_INVOCATION_S = SAFETY_S + 6  # below this a run would not start a single cycle
 
 log = logging.getLogger("devstack.worker")

@@ -7,7 +7,7 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from mintq import batcher
+from mintq.worker import invocation
 
 logger = Logger()
 metrics = Metrics()
@@ -16,4 +16,4 @@ metrics = Metrics()
 @logger.inject_lambda_context
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return batcher.run_invocation(context.get_remaining_time_in_millis()).as_dict()
+    return invocation.run_invocation(context.get_remaining_time_in_millis()).as_dict()

@@ -169,7 +169,7 @@ def test_positions_shrink_as_the_worker_claims_and_requeued_requests_count_ahead
     database_url: str, conn: Any
 ) -> None:
     ids = [enqueue(ALICE if i % 2 else BOB) for i in range(6)]
-    claimed = db.all(conn, "claim_requests", {"limit": 2, "batch_id": uuid.uuid4()})
+    claimed = db.rows(conn, "claim_requests", {"limit": 2, "batch_id": uuid.uuid4()})
     assert [str(r["id"]) for r in claimed] == ids[:2]
     assert [item(i)[1]["queue_position"] for i in ids[2:]] == [1, 2, 3, 4]
     # One claimed request goes back in line: it is now ahead of everybody.

@@ -9,8 +9,10 @@ from typing import Any
 
 import pytest
 
-from mintq import batcher, db, metrics
+from mintq import db, metrics
 from mintq.settings import QueueSettings
+from mintq.worker import invocation
+from mintq.worker.faults import CRASH_POINTS
 from tests.support.chain import (
     AMOUNT,
     MINTER,
@@ -54,7 +56,7 @@ def test_an_idle_cycle_costs_one_query_and_no_rpc(
     token = chain_env.deploy()
     worker = chain_env.worker(database_url, token)
     calls: list[str] = []
-    for name in ("one", "all", "execute"):
+    for name in ("one", "rows", "execute"):
         original = getattr(db, name)
         monkeypatch.setattr(
             db, name, lambda conn, q, p=None, _o=original: (calls.append(q), _o(conn, q, p))[1]
@@ -237,8 +239,8 @@ def test_a_receipt_that_has_not_arrived_is_not_a_failure(
     chain_env.automine(False)
     batch_id = worker.dispatch(settings)
     assert batch_id is not None
-    worker.broadcast(batch_id)
-    assert worker.await_receipt(batch_id, settings, time.monotonic() + 5) is False
+    sent = worker.broadcast(batch_id)
+    assert worker.await_receipt(sent[0], settings, time.monotonic() + 5) is False
     assert statuses(conn) == {"processing": 3}
     assert conn.execute("SELECT status::text FROM batch_mints").fetchone()["status"] == "pending"
     chain_env.mine()
@@ -268,7 +270,7 @@ def test_a_batch_whose_nonce_was_taken_by_another_transaction_is_dropped_and_req
     # balancer may show the nonce before the receipt of a batch that was in fact mined.
     now = [1000.0]
     worker.clock, worker.drop_grace_seconds = (lambda: now[0]), 30.0
-    assert [b["id"] for b in worker.reconcile(QueueSettings(), 1e9, wait=False)] == [batch_id]
+    assert [b.id for b in worker.reconcile(QueueSettings(), 1e9, wait=False)] == [batch_id]
     now[0] += 29
     worker.reconcile(QueueSettings(), 1e9, wait=False)
     assert status() == "signed"
@@ -286,7 +288,7 @@ class Crash(Exception):
     """A simulated crash: not a chain fault, so nothing in the worker catches it."""
 
 
-@pytest.mark.parametrize("point", batcher.CRASH_POINTS)
+@pytest.mark.parametrize("point", CRASH_POINTS)
 def test_a_crash_at_any_step_then_a_restart_mints_everything_exactly_once(
     chain_env: ChainEnv, conn: Any, database_url: str, point: str
 ) -> None:
@@ -331,7 +333,7 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     monkeypatch.setenv("MINTQ_TOKEN_ADDRESS", token)
     monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEY", MINTER_KEY)
     config.reset()
-    monkeypatch.setattr(batcher, "_workers", [])
+    monkeypatch.setattr(invocation, "_workers", [])
     handler = load_handler(REPO_ROOT / "functions" / "batch")
     started = time.monotonic()
     result = handler({"source": "aws.scheduler"}, FakeContext(function_name="batch", timeout_s=18))
@@ -340,8 +342,8 @@ def test_the_handler_runs_cycles_until_shortly_before_its_timeout(
     assert result["mints_completed"] == 5
     assert result["cycles"] >= 2
     assert elapsed < 18 - 10, "it must stop before the timeout, keeping its 10 s safety margin"
-    assert len(batcher._workers) == 1
-    batcher._workers[0].conn.close()
+    assert len(invocation._workers) == 1
+    invocation._workers[0].conn.close()
     batches = conn.execute("SELECT id, status::text, mint_count FROM batch_mints").fetchall()
     assert all(isinstance(b["id"], uuid.UUID) and b["status"] == "confirmed" for b in batches)
     assert sum(b["mint_count"] for b in batches) == 5

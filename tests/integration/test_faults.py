@@ -18,7 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 
 from devstack import postgres
-from mintq import batcher, db, errors, migrations
+from mintq import db, errors, migrations
+from mintq.worker.faults import CRASH_POINTS
 from tests.support.chain import (
     MINTER,
     MINTER_KEY,
@@ -138,11 +139,11 @@ CRASH_LEFTOVERS = {
 }
 
 
-@pytest.mark.parametrize("point", batcher.CRASH_POINTS)
+@pytest.mark.parametrize("point", CRASH_POINTS)
 def test_a_kill_9_of_the_worker_process_at_any_crash_point_then_a_restart_mints_everything_exactly_once(
     chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any, spawn_worker: Any, point: str
 ) -> None:
-    assert set(CRASH_LEFTOVERS) == set(batcher.CRASH_POINTS), "a new crash point needs its expectation here"
+    assert set(CRASH_LEFTOVERS) == set(CRASH_POINTS), "a new crash point needs its expectation here"
     token = chain_env.deploy()
     set_setting("batch_interval_seconds", 1)
     enqueue_all(conn, fresh_addresses(6))

@@ -18,7 +18,8 @@ from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from eth_keys.constants import SECPK1_N
 from hexbytes import HexBytes
 
-from mintq import batcher, config, errors, kms_signer, signer
+from mintq import config, errors, kms_signer, signer
+from mintq.worker import invocation
 from tests.support.chain import ChainEnv, assert_exactly_once, drain, enqueue_all, fresh_addresses, statuses
 from tests.support.kms import KmsServer, aws_environment, honour_digest
 
@@ -141,18 +142,18 @@ def test_a_pool_of_two_kms_keys_drains_a_queue_at_two_nonce_sequences(
     set_setting("batch_interval_seconds", 0.5)
     enqueue_all(conn, fresh_addresses(40))
     # The Lambda's own path: configuration -> signers -> one worker, connection and lock each.
-    monkeypatch.setattr(batcher, "_workers", [])
+    monkeypatch.setattr(invocation, "_workers", [])
     faults = 0
     try:
         # As the schedule would: invocation after invocation until the line is empty (a loaded
         # machine may need more than one; each leaves no cycle running past its deadline).
         for _ in range(4):
-            faults += batcher.run_invocation(remaining_ms=22_000).faults
-            assert {w.signer_address for w in batcher._workers} == {s.address for s in pool}
+            faults += invocation.run_invocation(remaining_ms=22_000).faults
+            assert {w.signer_address for w in invocation._workers} == {s.address for s in pool}
             if statuses(conn).keys() <= {"completed"}:
                 break
     finally:
-        for worker in batcher._workers:
+        for worker in invocation._workers:
             worker.conn.close()
     assert faults == 0
     per_signer = conn.execute(

@@ -19,7 +19,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from mintq import batcher, config, db, errors, migrations
+from mintq import config, db, errors, migrations
+from mintq.worker import invocation
 from tests.support import roles
 from tests.support.chain import MINTER_KEY, ChainEnv, assert_exactly_once, fresh_addresses
 from tests.support.events import http_event, invoke
@@ -138,16 +139,16 @@ def test_the_deployed_worker_uses_its_own_direct_url_and_fails_loudly_on_a_poole
     monkeypatch.setenv("MINTQ_RPC_URL", chain_env.rpc_url)
     monkeypatch.setenv("MINTQ_TOKEN_ADDRESS", token)
     monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEY", MINTER_KEY)
-    monkeypatch.setattr(batcher, "_workers", [])
+    monkeypatch.setattr(invocation, "_workers", [])
     config.reset()
     with pytest.raises(errors.ConfigurationError, match="pooler"):
-        batcher.run_invocation(12_000)
+        invocation.run_invocation(12_000)
     monkeypatch.setenv("MINTQ_WORKER_DATABASE_URL", database_url)
     config.reset()
     try:
-        summary = batcher.run_invocation(14_000)
+        summary = invocation.run_invocation(14_000)
     finally:
-        for worker in batcher._workers:
+        for worker in invocation._workers:
             worker.conn.close()
     assert summary.locked and summary.mints_completed == 1
     assert advisory_locks(conn) == 0

@@ -89,11 +89,16 @@ def test_queue_stats_counters_match_a_full_count_through_every_kind_of_change(co
             "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')",
             {"p": rng.choice(ADDRESSES)},
         )
-    claimed = db.all(conn, "claim_requests", {"limit": 40, "batch_id": uuid.uuid4()})
+    claimed = db.rows(conn, "claim_requests", {"limit": 40, "batch_id": uuid.uuid4()})
     db.execute(conn, "release_requests", {"ids": [r["id"] for r in claimed[:10]]})
     db.execute(conn, "fail_requests", {"ids": [r["id"] for r in claimed[10:20]], "reason": "x"})
-    db.execute(
-        conn, "retry_requests", {"ids": [r["id"] for r in claimed[20:25]], "reason": "y", "max_attempts": 3}
+    # Charge one attempt each (what revert_batch does to a reverted batch's requests).
+    conn.execute(
+        "UPDATE mint_queue SET retry_count = retry_count + 1, error_message = 'y',"
+        " status = CASE WHEN retry_count + 1 >= 3 THEN 'failed'::mint_status ELSE 'pending'::mint_status END,"
+        " processed_at = CASE WHEN retry_count + 1 >= 3 THEN now() END"
+        " WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing'",
+        {"ids": [r["id"] for r in claimed[20:25]]},
     )
     conn.execute(
         "UPDATE mint_queue SET status = 'completed', processed_at = now() - interval '40 days'"
@@ -127,7 +132,7 @@ def test_counters_stay_exact_under_concurrent_writers(database_url: str, conn: A
                     "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')",
                     {"p": rng.choice(ADDRESSES)},
                 )
-            db.all(own, "claim_requests", {"limit": 15, "batch_id": uuid.uuid4()})
+            db.rows(own, "claim_requests", {"limit": 15, "batch_id": uuid.uuid4()})
 
     threads = [threading.Thread(target=writer, args=(i,)) for i in range(6)]
     for t in threads:

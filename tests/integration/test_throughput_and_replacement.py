@@ -83,7 +83,7 @@ def test_replacement_stops_at_the_fee_ceiling(chain_env: ChainEnv, conn: Any, da
     assert chain_env.w3.eth.get_transaction_count(
         MINTER, "pending"
     ) == chain_env.w3.eth.get_transaction_count(MINTER, "latest")
-    worker._last_sent.clear()  # as after REBROADCAST_SECONDS
+    worker.tracker._last_sent.clear()  # as after REBROADCAST_SECONDS
     worker.reconcile(
         QueueSettings(stuck_after_seconds=0.1, max_fee_per_gas_gwei=ceiling_gwei),
         time.monotonic() + 5,

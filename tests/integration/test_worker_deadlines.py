@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 
 from devstack.lambdas import FakeContext, load_handler
-from mintq import batcher, config, errors, signer
 from mintq import chain as chainlib
+from mintq import config, errors, signer
 from mintq.deadlines import Deadline
 from mintq.settings import QueueSettings
+from mintq.worker import invocation
+from mintq.worker.loop import Worker
 from tests.support.chain import (
     MINTER_KEY,
     ChainEnv,
@@ -54,11 +56,11 @@ def stack(chain_env: ChainEnv, database_url: str, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("MINTQ_SIGNER_PRIVATE_KEY", MINTER_KEY)
     monkeypatch.setenv("MINTQ_CHAIN_ID", str(chain_env.w3.eth.chain_id))
     config.reset()
-    monkeypatch.setattr(batcher, "_workers", [])
+    monkeypatch.setattr(invocation, "_workers", [])
     try:
         yield Stack(chain_env, proxy, token)
     finally:
-        for worker in batcher._workers:
+        for worker in invocation._workers:
             worker.conn.close()
         proxy.close()
         config.reset()
@@ -156,7 +158,7 @@ def test_no_cycle_starts_without_room_before_the_deadline(conn: Any, chain_env: 
     now = [0.0]
     starts: list[float] = []
 
-    class SlowCycles(batcher.Batcher):
+    class SlowCycles(Worker):
         def cycle(self, deadline: float) -> QueueSettings:
             starts.append(now[0])
             now[0] += 12.0  # a slow node: the cycle takes 12 s

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 
-from mintq import batcher, db
+from mintq import db
+from mintq.worker.loop import Worker
 from tests.support.chain import (
     MINTER,
     ChainEnv,
@@ -147,7 +148,7 @@ def test_an_unreachable_rpc_is_a_refusal_until_a_cycle_goes_through(
     # The queue is empty now; an idle cycle of a worker that refuses nothing writes nothing.
     assert queue_status()["worker"]["state"] == "ok"
     worker.cycle(time.monotonic() + 10)
-    assert isinstance(worker, batcher.Batcher) and worker.summary.faults == 0
+    assert isinstance(worker, Worker) and worker.summary.faults == 0
     worker.conn.close()
 
 

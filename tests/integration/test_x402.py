@@ -32,7 +32,8 @@ from x402.schemas.v1 import PaymentPayloadV1
 
 from devstack import anvil, contracts
 from devstack.facilitator import Facilitator, install_multicall3, register_local_v1_network
-from mintq import batcher, chain, config, db, payments, settlement, signer, x402, x402_reasons
+from mintq import chain, config, db, payment_reconciler, payments, signer, x402, x402_reasons
+from mintq.worker.loop import Worker
 from tests.support.chain import AMOUNT, MINTER_KEY, ChainEnv
 from tests.support.events import concurrently, http_event, invoke
 
@@ -64,9 +65,13 @@ class Stack:
     def minted(self, holder: str) -> int:
         return self.chain_env.balance(self.token, holder) // AMOUNT
 
-    def worker(self, *, reconcile: bool = False) -> batcher.Batcher:
-        hooks = [settlement.Reconciler(self.chain_env.rpc_url, min_interval_seconds=0)] if reconcile else []
-        return batcher.Batcher(
+    def worker(self, *, reconcile: bool = False) -> Worker:
+        hooks = (
+            [payment_reconciler.Reconciler(self.chain_env.rpc_url, min_interval_seconds=0)]
+            if reconcile
+            else []
+        )
+        return Worker(
             db.connect(self.database_url),
             chain.Chain(self.chain_env.rpc_url, self.token),
             signer.LocalSigner(MINTER_KEY),

@@ -25,7 +25,7 @@ from web3.exceptions import ContractLogicError
 from x402.http import decode_payment_response_header
 
 from devstack import contracts
-from mintq import db, payments, settlement, x402_reasons
+from mintq import db, payment_reconciler, payments, x402_reasons
 from tests.integration.test_x402 import (
     DEPLOYER_KEY,
     PRICE,
@@ -72,8 +72,8 @@ def chain_clock(w3: Web3) -> Iterator[Callable[[int], None]]:
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def reconciler(stack: Stack) -> settlement.Reconciler:
-    return settlement.Reconciler(stack.chain_env.rpc_url, min_interval_seconds=0)
+def reconciler(stack: Stack) -> payment_reconciler.Reconciler:
+    return payment_reconciler.Reconciler(stack.chain_env.rpc_url, min_interval_seconds=0)
 
 
 def the_payment(conn: Any) -> dict[str, Any]:
@@ -258,8 +258,8 @@ def test_two_reconcilers_racing_on_the_same_pending_payment_queue_exactly_one_mi
     # Both read the chain's verdict first, then both try to apply it at the same moment.
     barrier = threading.Barrier(2)
 
-    class Lockstep(settlement.Reconciler):
-        def check(self, row: dict[str, Any]) -> settlement.Outcome | None:
+    class Lockstep(payment_reconciler.Reconciler):
+        def check(self, row: dict[str, Any]) -> payment_reconciler.Outcome | None:
             outcome = super().check(row)
             barrier.wait(timeout=10)
             return outcome

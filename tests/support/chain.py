@@ -12,8 +12,10 @@ from eth_account import Account
 from web3 import Web3
 
 from devstack import anvil, contracts
-from mintq import batcher, chain, db
+from mintq import chain, db
 from mintq import signer as mintq_signer
+from mintq.worker.faults import FaultHook
+from mintq.worker.loop import Worker
 
 DEPLOYER_KEY = anvil.dev_private_key(0)
 MINTER_KEY = anvil.dev_private_key(1)
@@ -86,16 +88,16 @@ class ChainEnv:
         token: str,
         *,
         rpc_url: str | None = None,
-        fault: batcher.FaultHook | None = None,
+        fault: FaultHook | None = None,
         key: str = MINTER_KEY,
         signer: mintq_signer.Signer | None = None,
-    ) -> batcher.Batcher:
+    ) -> Worker:
         # No drop grace: anvil answers nonces and receipts from one state (a test of the grace
         # itself builds its worker with one).
         kwargs: dict[str, Any] = {"poll_seconds": 0.05, "min_cycle_seconds": 0.5, "drop_grace_seconds": 0.0}
         if fault is not None:
             kwargs["fault"] = fault
-        return batcher.Batcher(
+        return Worker(
             db.connect(database_url),
             chain.Chain(rpc_url or self.rpc_url, token),
             signer or mintq_signer.LocalSigner(key),
@@ -115,7 +117,7 @@ def enqueue_all(conn: Any, payers: list[str]) -> list[uuid.UUID]:
     return ids
 
 
-def drain(worker: batcher.Batcher, *, seconds: float = 30) -> None:
+def drain(worker: Worker, *, seconds: float = 30) -> None:
     """Cycle until nothing is pending or in flight."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -4,11 +4,11 @@
         [--crash-at POINT [--crash-on N]] [--stall-at POINT] [--seconds N] [--interval S] \
         [--run-seconds R] [--exit-when-idle]
 
-It invokes ``Batcher.run`` over and over until ``--seconds`` have passed, like a scheduler
+It invokes ``Worker.run`` over and over until ``--seconds`` have passed, like a scheduler
 would: a run that finds the signer's lock busy returns at once, and the next one starts
 ``--interval`` seconds later (``--run-seconds`` caps one run, like an invocation's
 timeout; ``--exit-when-idle`` stops once a run leaves no work behind). ``--crash-at POINT`` SIGKILLs this very process the first (or
-``--crash-on``-th) time the worker reaches that point of ``batcher.CRASH_POINTS`` (no cleanup, no rollback, no
+``--crash-on``-th) time the worker reaches that point of ``CRASH_POINTS`` (no cleanup, no rollback, no
 goodbye to PostgreSQL); ``--stall-at POINT`` sleeps there instead, holding whatever the
 worker holds, so a test can kill it from outside at a known instant. On a normal exit it
 prints one JSON line: the summed ``RunSummary`` plus ``runs`` and ``locked_runs``.
@@ -89,17 +89,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from mintq import batcher, db
     from mintq import chain as chainlib
+    from mintq import db
     from mintq import signer as signerlib
+    from mintq.worker.faults import CRASH_POINTS
+    from mintq.worker.loop import Worker
 
     for point in (args.crash_at, args.stall_at):
-        if point is not None and point not in batcher.CRASH_POINTS:
-            parser.error(f"unknown fault point {point!r}; expected one of {batcher.CRASH_POINTS}")
+        if point is not None and point not in CRASH_POINTS:
+            parser.error(f"unknown fault point {point!r}; expected one of {CRASH_POINTS}")
 
     conn = db.connect(args.database_url, application_name=application_name(os.getpid()))
     chain = chainlib.Chain(args.rpc_url, args.token)
-    worker = batcher.Batcher(
+    worker = Worker(
         conn,
         chain,
         signerlib.LocalSigner(args.key),

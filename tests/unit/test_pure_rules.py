@@ -22,8 +22,8 @@ def test_every_query_the_code_names_exists() -> None:
 
     root = pathlib.Path(queue.__file__).parent
     used = set()
-    for source in root.glob("*.py"):
-        used |= set(re.findall(r'db\.(?:one|all|execute)\(\s*[\w.]+,\s*"([a-z_]+)"', source.read_text()))
+    for source in root.rglob("*.py"):
+        used |= set(re.findall(r'db\.(?:one|rows|execute)\(\s*[\w.]+,\s*"([a-z_]+)"', source.read_text()))
     assert used, "the pattern should find the query names"
     assert used <= set(db.queries())
 

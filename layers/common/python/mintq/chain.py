@@ -30,6 +30,7 @@ from web3.exceptions import (
 
 from mintq import errors, rpc
 from mintq.deadlines import Deadline
+from mintq.units import Wei
 
 
 def _selector(signature: str) -> bytes:
@@ -67,9 +68,11 @@ class SendOutcome(enum.StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class Fees:
-    base_fee: int
-    max_fee_per_gas: int
-    max_priority_fee_per_gas: int
+    """EIP-1559 fees per gas, in wei."""
+
+    base_fee: Wei
+    max_fee_per_gas: Wei
+    max_priority_fee_per_gas: Wei
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -164,10 +167,10 @@ class Chain:
         with _rpc("eth_getTransactionCount"):
             return int(self.w3.eth.get_transaction_count(to_checksum_address(address), block))  # type: ignore[arg-type]
 
-    def balance(self, address: str) -> int:
+    def balance(self, address: str) -> Wei:
         """The address's balance in wei at the pending block."""
         with _rpc("eth_getBalance"):
-            return int(self.w3.eth.get_balance(to_checksum_address(address), "pending"))
+            return Wei(int(self.w3.eth.get_balance(to_checksum_address(address), "pending")))
 
     def fees(self) -> Fees:
         """EIP-1559 fees with room for the base fee to double before inclusion."""
@@ -175,7 +178,9 @@ class Chain:
             block = self.w3.eth.get_block("latest")
             base_fee = int(block.get("baseFeePerGas", 0) or 0)
             tip = int(self.w3.eth.max_priority_fee)
-        return Fees(base_fee=base_fee, max_fee_per_gas=2 * base_fee + tip, max_priority_fee_per_gas=tip)
+        return Fees(
+            base_fee=Wei(base_fee), max_fee_per_gas=Wei(2 * base_fee + tip), max_priority_fee_per_gas=Wei(tip)
+        )
 
     def block_gas_limit(self) -> int:
         with _rpc("eth_getBlockByNumber"):

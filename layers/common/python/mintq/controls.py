@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mintq import db, queue, settings
+from mintq import db, settings
 
 
-def get_settings(conn: queue.Conn, key: str | None = None) -> list[dict[str, Any]]:
+def get_settings(conn: db.Conn, key: str | None = None) -> list[dict[str, Any]]:
     """Every setting (or one) as stored: key, value, description, updated_at, and whether the
     worker accepts it (``valid``; a bad value stored by SQL falls back to its default)."""
-    rows = db.all(conn, "settings_listing")
+    rows = db.rows(conn, "settings_listing")
     if key is not None:
         if key not in settings.FIELDS:
             settings.parse_setting(key, "")  # raises InvalidSetting naming the known keys
@@ -38,7 +38,7 @@ def get_settings(conn: queue.Conn, key: str | None = None) -> list[dict[str, Any
     return out
 
 
-def set_setting(conn: queue.Conn, key: str, value: str) -> dict[str, Any]:
+def set_setting(conn: db.Conn, key: str, value: str) -> dict[str, Any]:
     """Validate ``value`` by the worker's rules and store it; raises ``errors.InvalidSetting``
     (nothing stored) for an unknown key or a value that breaks its rule."""
     parsed = settings.parse_setting(key, value)
@@ -46,7 +46,7 @@ def set_setting(conn: queue.Conn, key: str, value: str) -> dict[str, Any]:
     return dict(row or {})
 
 
-def pause(conn: queue.Conn, *, close_api: bool = False) -> dict[str, Any]:
+def pause(conn: db.Conn, *, close_api: bool = False) -> dict[str, Any]:
     """Stop the worker claiming new requests (in-flight batches still finish); with
     ``close_api`` ``POST /mint`` also answers 503 with Retry-After."""
     with db.transaction(conn):
@@ -56,7 +56,7 @@ def pause(conn: queue.Conn, *, close_api: bool = False) -> dict[str, Any]:
     return {"paused": True, "api_closed": close_api or _flag(conn, "api_closed")}
 
 
-def resume(conn: queue.Conn) -> dict[str, Any]:
+def resume(conn: db.Conn) -> dict[str, Any]:
     """Undo ``pause``: the worker claims again and the API accepts again."""
     with db.transaction(conn):
         set_setting(conn, "worker_paused", "false")
@@ -64,8 +64,8 @@ def resume(conn: queue.Conn) -> dict[str, Any]:
     return {"paused": False, "api_closed": False}
 
 
-def _flag(conn: queue.Conn, key: str) -> bool:
-    rows = [r for r in db.all(conn, "settings_listing") if r["key"] == key]
+def _flag(conn: db.Conn, key: str) -> bool:
+    rows = [r for r in db.rows(conn, "settings_listing") if r["key"] == key]
     return bool(rows) and settings.parse_setting(key, rows[0]["value"]) is True
 
 
@@ -81,7 +81,7 @@ class RetryPlan:
 
 
 def retry_failed(
-    conn: queue.Conn,
+    conn: db.Conn,
     *,
     since: datetime | None = None,
     reason_like: str | None = None,
@@ -98,7 +98,7 @@ def retry_failed(
     Returns the plan and how many requests were requeued.
     """
     with db.transaction(conn):
-        rows = db.all(
+        rows = db.rows(
             conn,
             "retryable_failed_requests",
             {"since": since, "reason_like": reason_like, "force": force},
@@ -107,5 +107,5 @@ def retry_failed(
         if dry_run or not plan.requests or not confirm(plan):
             return plan, 0
         ids: list[uuid.UUID] = [r["id"] for r in plan.requests]
-        requeued = db.all(conn, "requeue_failed_requests", {"ids": ids})
+        requeued = db.rows(conn, "requeue_failed_requests", {"ids": ids})
         return plan, len(requeued)

@@ -21,6 +21,8 @@ from mintq import config, errors
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
+#: A connection whose rows are dicts (every connection ``connect`` opens).
+Conn = psycopg.Connection[Row]
 
 _QUERY_HEADER = re.compile(r"^-- name: (?P<name>[a-z_][a-z0-9_]*)\s*$", re.MULTILINE)
 
@@ -66,7 +68,7 @@ _SERVER_KEEPALIVES = (
 
 def connect(
     conninfo: str | None = None, *, application_name: str = "mintq", lock_holder: bool = False
-) -> psycopg.Connection[Row]:
+) -> Conn:
     """Open an autocommit connection; transactions are explicit (``with transaction(conn)``).
 
     ``prepare_threshold=None`` keeps psycopg from preparing statements, which would pin
@@ -103,7 +105,7 @@ def connect(
         raise errors.DatabaseError(f"cannot connect to PostgreSQL: {exc}") from exc
 
 
-def own_session(conn: psycopg.Connection[Row]) -> bool:
+def own_session(conn: Conn) -> bool:
     """Whether statements on ``conn`` run on the backend it connected to, i.e. not through a
     transaction pooler.
 
@@ -115,10 +117,10 @@ def own_session(conn: psycopg.Connection[Row]) -> bool:
     return row is not None and row["pid"] == conn.info.backend_pid
 
 
-_shared: psycopg.Connection[Row] | None = None
+_shared: Conn | None = None
 
 
-def shared_connection() -> psycopg.Connection[Row]:
+def shared_connection() -> Conn:
     """The execution environment's connection, reopened if it broke between invocations."""
     global _shared  # noqa: PLW0603 - one connection per Lambda execution environment
     if _shared is None or _shared.closed or _shared.broken:
@@ -126,10 +128,10 @@ def shared_connection() -> psycopg.Connection[Row]:
     return _shared
 
 
-_reader: psycopg.Connection[Row] | None = None
+_reader: Conn | None = None
 
 
-def reader_connection() -> psycopg.Connection[Row]:
+def reader_connection() -> Conn:
     """The connection status reads use: the read replica's when one is configured
     (``config.database_reader_url``), else the primary's shared connection."""
     global _reader  # noqa: PLW0603 - one connection per Lambda execution environment
@@ -141,7 +143,7 @@ def reader_connection() -> psycopg.Connection[Row]:
     return _reader
 
 
-def primary_fallback() -> Callable[[], psycopg.Connection[Row]] | None:
+def primary_fallback() -> Callable[[], Conn] | None:
     """Where a read that found nothing on the replica looks again (the primary), or None
     when reads already go to the primary."""
     return shared_connection if config.database_reader_url() is not None else None
@@ -164,24 +166,24 @@ def wrap_errors() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def transaction(conn: psycopg.Connection[Row]) -> Iterator[psycopg.Connection[Row]]:
+def transaction(conn: Conn) -> Iterator[Conn]:
     with wrap_errors(), conn.transaction():
         yield conn
 
 
-def one(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> Row | None:
+def one(conn: Conn, name: str, params: Params | None = None) -> Row | None:
     with wrap_errors(), conn.cursor() as cur:
         cur.execute(query(name), params or {})
         return cur.fetchone()
 
 
-def all(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> list[Row]:
+def rows(conn: Conn, name: str, params: Params | None = None) -> list[Row]:
     with wrap_errors(), conn.cursor() as cur:
         cur.execute(query(name), params or {})
         return cur.fetchall()
 
 
-def execute(conn: psycopg.Connection[Row], name: str, params: Params | None = None) -> int:
+def execute(conn: Conn, name: str, params: Params | None = None) -> int:
     """Run a statement and return the number of rows it touched."""
     with wrap_errors(), conn.cursor() as cur:
         cur.execute(query(name), params or {})

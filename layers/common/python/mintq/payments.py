@@ -37,8 +37,6 @@ if TYPE_CHECKING:  # imported on first use: free mode never pays for them at col
     from x402.schemas import SettleResponse
 
 
-Conn = queue.Conn
-
 #: How often a request waiting on a twin that is settling the same payment looks again.
 REPLAY_POLL_SECONDS = 0.1
 #: Time (s) kept back from the invocation's end to write the outcome and send the answer.
@@ -70,7 +68,7 @@ def seed_body(queued: queue.Enqueued) -> dict[str, Any]:
 
 
 def accept_mint(
-    conn: Conn,
+    conn: db.Conn,
     cfg: config.Config,
     *,
     body_payer: object,
@@ -115,7 +113,7 @@ def payment_key(network: str, asset: str, payer: str, nonce: str) -> str:
     return "0x" + keccak(raw).hex()
 
 
-def finish_settled(conn: Conn, payment_id: uuid.UUID, tx_hash: str | None) -> queue.Enqueued | None:
+def finish_settled(conn: db.Conn, payment_id: uuid.UUID, tx_hash: str | None) -> queue.Enqueued | None:
     """Mark a payment settled and queue its mint, in one transaction; None if already done."""
     with db.transaction(conn):
         row = db.one(conn, "mark_payment_settled", {"id": payment_id, "tx_hash": tx_hash})
@@ -138,7 +136,7 @@ class _PaidMint:
 
     def __init__(
         self,
-        conn: Conn,
+        conn: db.Conn,
         cfg: config.Config,
         terms: config.X402Config,
         headers: Mapping[str, str],
@@ -355,7 +353,7 @@ class _PaidMint:
                 queue_position=0,
                 payer=self.payment.payer,
                 estimated_wait_seconds=0,
-                payment_type=queue.PAID,
+                payment_type=config.PaymentMode.X402.value,
             )
         return self._answer_settled(queued, tx)
 
@@ -383,7 +381,7 @@ class _PaidMint:
             "queuePosition": None,
             "payer": self.payment.payer,
             "estimatedWaitSeconds": None,
-            "paymentType": queue.PAID,
+            "paymentType": config.PaymentMode.X402.value,
             "paymentStatus": status,
             "settlementTransaction": tx,
         }
@@ -397,6 +395,6 @@ class _PaidMint:
         )
 
 
-def refunds_due(conn: Conn, *, limit: int = 100) -> list[dict[str, Any]]:
+def refunds_due(conn: db.Conn, *, limit: int = 100) -> list[dict[str, Any]]:
     """Operators: paid requests whose mint failed for good (amount, payer, reason)."""
-    return db.all(conn, "list_refunds_due", {"limit": limit})
+    return db.rows(conn, "list_refunds_due", {"limit": limit})

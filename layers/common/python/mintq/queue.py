@@ -19,20 +19,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import psycopg
 from psycopg.types.json import Jsonb
 
 from mintq import addresses, db, errors
+from mintq.config import PaymentMode
 from mintq.eta import Throughput, estimate
 from mintq.settings import QueueSettings
-
-Conn = psycopg.Connection[db.Row]
 
 RECENT_BATCHES = 5
 PAYER_PAGE_DEFAULT = 20
 PAYER_PAGE_MAX = 100
-#: ``payment_type`` of a request bought with an x402 payment
-PAID = "x402"
 #: Clients are promised their Idempotency-Key answers for this long, whatever the setting says.
 IDEMPOTENCY_MIN_RETENTION_HOURS = 24.0
 
@@ -46,7 +42,7 @@ class Enqueued:
     payment_type: str
 
 
-def enqueue(conn: Conn, *, payer: str, payment_type: str, idempotency_key: str | None = None) -> Enqueued:
+def enqueue(conn: db.Conn, *, payer: str, payment_type: str, idempotency_key: str | None = None) -> Enqueued:
     """Commit one pending request for ``payer`` (already validated) and place it in line.
 
     With an ``idempotency_key`` the same request returns its first answer again, and a
@@ -87,7 +83,7 @@ def parse_idempotency_key(value: str | None) -> str | None:
     return value
 
 
-def prune_idempotency_keys(conn: Conn, *, retention_hours: float, limit: int = 5000) -> int:
+def prune_idempotency_keys(conn: db.Conn, *, retention_hours: float, limit: int = 5000) -> int:
     """Delete up to ``limit`` keys older than the retention (floored at 24 h); the count deleted."""
     hours = max(retention_hours, IDEMPOTENCY_MIN_RETENTION_HOURS)
     return db.execute(conn, "prune_idempotency_keys", {"retention_seconds": hours * 3600, "limit": limit})
@@ -111,7 +107,7 @@ class IdempotencyKeyPruner:
         self.clock = clock
         self._last: float | None = None
 
-    def __call__(self, conn: Conn, settings: QueueSettings) -> int:
+    def __call__(self, conn: db.Conn, settings: QueueSettings) -> int:
         now = self.clock()
         if self._last is not None and now - self._last < self.every_seconds:
             return 0
@@ -127,7 +123,7 @@ class IdempotencyKeyPruner:
         return pruned
 
 
-def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
+def _insert(conn: db.Conn, *, payer: str, payment_type: str) -> Enqueued:
     default_cap = QueueSettings.max_pending_per_payer
     row = db.one(
         conn,
@@ -145,7 +141,7 @@ def _insert(conn: Conn, *, payer: str, payment_type: str) -> Enqueued:
 
 
 def insert_paid(
-    conn: Conn,
+    conn: db.Conn,
     *,
     queue_id: uuid.UUID,
     payer: str,
@@ -162,7 +158,7 @@ def insert_paid(
         {
             "id": queue_id,
             "payer": payer,
-            "payment_type": PAID,
+            "payment_type": PaymentMode.X402.value,
             "payment_id": payment_id,
             "payment_tx_hash": payment_tx_hash,
             "tx_hash_bytes32": tx_hash_bytes32,
@@ -170,10 +166,10 @@ def insert_paid(
     )
     if row is None:
         raise errors.InvalidTransition(f"payment {payment_id} could not be queued")
-    return _answer(row, payer=payer, payment_type=PAID)
+    return _answer(row, payer=payer, payment_type=PaymentMode.X402.value)
 
 
-def paid_request(conn: Conn, queue_id: uuid.UUID, payer: str) -> Enqueued | None:
+def paid_request(conn: db.Conn, queue_id: uuid.UUID, payer: str) -> Enqueued | None:
     """The request a payment bought (a replay's answer), or None if it is not queued yet."""
     row = db.one(conn, "paid_request", {"queue_id": queue_id})
     if row is None:
@@ -195,11 +191,11 @@ def _answer(row: dict[str, Any], *, payer: str, payment_type: str) -> Enqueued:
     )
 
 
-def _with_payments(conn: Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _with_payments(conn: db.Conn, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Add each paid request's payment status and settlement transaction (never its signature)."""
     if not rows:
         return rows
-    found = db.all(conn, "payments_for_queue_ids", {"ids": [r["id"] for r in rows]})
+    found = db.rows(conn, "payments_for_queue_ids", {"ids": [r["id"] for r in rows]})
     by_id = {p["queue_id"]: p for p in found}
     for row in rows:
         payment = by_id.get(row["id"])
@@ -231,16 +227,16 @@ def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else value
 
 
-def _settings(conn: Conn) -> QueueSettings:
-    return QueueSettings.from_mapping({r["key"]: r["value"] for r in db.all(conn, "all_settings")})
+def _settings(conn: db.Conn) -> QueueSettings:
+    return QueueSettings.from_mapping({r["key"]: r["value"] for r in db.rows(conn, "all_settings")})
 
 
-def status(conn: Conn) -> dict[str, Any]:
+def status(conn: db.Conn) -> dict[str, Any]:
     """``GET /queue/status``: statistics, the newest batches, the live settings, the measured
     throughput (``mintsPerSecond`` and ``confirmSeconds`` null without recent history) and
     ``estimatedWaitSeconds`` for a request that joins the line now."""
     stats = db.one(conn, "queue_stats") or {}
-    batches = db.all(conn, "recent_batches", {"limit": RECENT_BATCHES})
+    batches = db.rows(conn, "recent_batches", {"limit": RECENT_BATCHES})
     settings = _settings(conn)
     measured = db.one(conn, "measured_throughput") or {}
     throughput = Throughput.from_row(measured)
@@ -263,7 +259,7 @@ def status(conn: Conn) -> dict[str, Any]:
     }
 
 
-def worker_state(conn: Conn) -> dict[str, Any]:
+def worker_state(conn: db.Conn) -> dict[str, Any]:
     """Whether the batch workers send, as their last cycles left it (one read, no chain call).
 
     ``{"state": "ok" | "refusing", "reason", "since", "signers": [...]}``: ``refusing`` while
@@ -271,7 +267,7 @@ def worker_state(conn: Conn) -> dict[str, Any]:
     fee ceiling, a contract that reverts every mint); ``reason`` and ``since`` are the
     earliest such refusal's, ``signers`` lists each one (code, reason, since, last_seen_at).
     """
-    refusals = [_public(r) for r in db.all(conn, "worker_refusals")]
+    refusals = [_public(r) for r in db.rows(conn, "worker_refusals")]
     if not refusals:
         return {"state": "ok", "reason": None, "since": None, "signers": []}
     first = refusals[0]
@@ -293,12 +289,12 @@ def _decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
 
 
 def payer_requests(
-    conn: Conn,
+    conn: db.Conn,
     address: str,
     *,
     limit: int | None = None,
     cursor: str | None = None,
-    primary: Callable[[], Conn] | None = None,
+    primary: Callable[[], db.Conn] | None = None,
 ) -> dict[str, Any]:
     """``GET /queue/payer/{address}``: the payer's requests, newest first, one page at a time.
 
@@ -310,13 +306,13 @@ def payer_requests(
     return page
 
 
-def _payer_page(conn: Conn, address: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
+def _payer_page(conn: db.Conn, address: str, *, limit: int | None, cursor: str | None) -> dict[str, Any]:
     payer = addresses.parse(address)
     page = PAYER_PAGE_DEFAULT if limit is None else limit
     if not 1 <= page <= PAYER_PAGE_MAX:
         raise errors.InvalidRequest(f"limit must be between 1 and {PAYER_PAGE_MAX}")
     before_created_at, before_id = _decode_cursor(cursor) if cursor else (None, None)
-    rows = db.all(
+    rows = db.rows(
         conn,
         "payer_requests",
         {"payer": payer, "limit": page + 1, "before_created_at": before_created_at, "before_id": before_id},
@@ -337,7 +333,7 @@ def parse_queue_id(value: str) -> uuid.UUID:
         raise errors.InvalidQueueId(f"queueId must be a UUID, not {value[:64]!r}") from exc
 
 
-def _item_wait(conn: Conn, row: dict[str, Any]) -> int:
+def _item_wait(conn: db.Conn, row: dict[str, Any]) -> int:
     """A pending request's estimate from its live position; a processing one waits for its
     batch's receipt (one measured confirmation, else one nominal batch); others wait for nothing."""
     if row.get("status") not in ("pending", "processing"):
@@ -351,7 +347,7 @@ def _item_wait(conn: Conn, row: dict[str, Any]) -> int:
     return estimate(int(row.get("queue_position") or 1), settings, throughput)
 
 
-def item(conn: Conn, queue_id: str, *, primary: Callable[[], Conn] | None = None) -> dict[str, Any]:
+def item(conn: db.Conn, queue_id: str, *, primary: Callable[[], db.Conn] | None = None) -> dict[str, Any]:
     """``GET /queue/item/{queueId}``: one request's public state, with ``estimatedWaitSeconds``
     (0 once it is final).
 
@@ -368,7 +364,7 @@ def item(conn: Conn, queue_id: str, *, primary: Callable[[], Conn] | None = None
         return _item(primary(), ident)
 
 
-def _item(conn: Conn, ident: uuid.UUID) -> dict[str, Any]:
+def _item(conn: db.Conn, ident: uuid.UUID) -> dict[str, Any]:
     row = db.one(conn, "queue_item", {"id": ident}) or db.one(conn, "archived_item", {"id": ident})
     if row is None:
         # A payment still settling has reserved its queueId before its request exists.
@@ -384,7 +380,7 @@ def _item(conn: Conn, ident: uuid.UUID) -> dict[str, Any]:
                 "status": "failed" if failed else "awaiting_payment",
                 "created_at": payment["created_at"],
                 "updated_at": payment["updated_at"],
-                "payment_type": PAID,
+                "payment_type": PaymentMode.X402.value,
                 "payment_status": payment["payment_status"],
                 "settlement_tx_hash": payment["settlement_tx_hash"],
                 # A final state says why: a payment fails only when it was never charged.

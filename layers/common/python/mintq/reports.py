@@ -17,8 +17,8 @@ from mintq.settings import QueueSettings
 DRAIN_WINDOW_SECONDS = 300
 
 
-def _settings(conn: queue.Conn) -> QueueSettings:
-    return QueueSettings.from_mapping({r["key"]: r["value"] for r in db.all(conn, "all_settings")})
+def _settings(conn: db.Conn) -> QueueSettings:
+    return QueueSettings.from_mapping({r["key"]: r["value"] for r in db.rows(conn, "all_settings")})
 
 
 def _record(value: dict[str, Any]) -> dict[str, Any]:
@@ -38,7 +38,7 @@ def _json(value: Any) -> Any:
     return value
 
 
-def stats(conn: queue.Conn, *, window_seconds: int = DRAIN_WINDOW_SECONDS) -> dict[str, Any]:
+def stats(conn: db.Conn, *, window_seconds: int = DRAIN_WINDOW_SECONDS) -> dict[str, Any]:
     """The queue at a glance.
 
     ``counts`` (pending, processing, completed, failed, payers), ``oldest_pending_seconds``,
@@ -69,19 +69,19 @@ def stats(conn: queue.Conn, *, window_seconds: int = DRAIN_WINDOW_SECONDS) -> di
                 "batches": int(drain.get("batches") or 0),
                 "mints_per_minute": round(mints * 60 / window_seconds, 1),
             },
-            "inflight": [dict(r) for r in db.all(conn, "inflight_by_signer")],
+            "inflight": [dict(r) for r in db.rows(conn, "inflight_by_signer")],
             "paused": settings.worker_paused,
             "api_closed": settings.api_closed,
         }
     )
 
 
-def signer_nonces(conn: queue.Conn) -> list[dict[str, Any]]:
+def signer_nonces(conn: db.Conn) -> list[dict[str, Any]]:
     """Each signer's highest recorded nonce and highest nonce known mined (for nonce lag)."""
-    return [_json(dict(r)) for r in db.all(conn, "signer_nonces")]
+    return [_json(dict(r)) for r in db.rows(conn, "signer_nonces")]
 
 
-def request(conn: queue.Conn, queue_id: str) -> dict[str, Any]:
+def request(conn: db.Conn, queue_id: str) -> dict[str, Any]:
     """One request as the API shows it, plus its batch (id, nonce, status, hash) and tries.
 
     Raises ``errors.InvalidQueueId`` or ``errors.NotFound``.
@@ -92,7 +92,7 @@ def request(conn: queue.Conn, queue_id: str) -> dict[str, Any]:
 
 
 def batch(
-    conn: queue.Conn, *, batch_id: str | None = None, nonce: int | None = None, signer: str | None = None
+    conn: db.Conn, *, batch_id: str | None = None, nonce: int | None = None, signer: str | None = None
 ) -> list[dict[str, Any]]:
     """A batch by id, or the batches at ``nonce`` (of ``signer`` if given), with every attempt.
 
@@ -106,7 +106,7 @@ def batch(
             ident = uuid.UUID(batch_id)
         except ValueError as exc:
             raise errors.InvalidRequest(f"batch id must be a UUID, not {batch_id[:64]!r}") from exc
-    rows = db.all(conn, "batch_detail", {"id": ident, "nonce": nonce, "signer": signer})
+    rows = db.rows(conn, "batch_detail", {"id": ident, "nonce": nonce, "signer": signer})
     if not rows:
         raise errors.NotFound("no such batch")
     return [_json(dict(r)) for r in rows]
@@ -115,14 +115,14 @@ def batch(
 BATCH_STATUSES = ("signed", "pending", "confirmed", "failed", "dropped")
 
 
-def batches(conn: queue.Conn, *, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
+def batches(conn: db.Conn, *, status: str | None = None, limit: int = 20) -> list[dict[str, Any]]:
     """The newest batches, of one ``status`` if given (``BATCH_STATUSES``)."""
     if status is not None and status not in BATCH_STATUSES:
         raise errors.InvalidRequest(f"status must be one of {', '.join(BATCH_STATUSES)}")
-    return [_json(dict(r)) for r in db.all(conn, "batch_listing", {"status": status, "limit": limit})]
+    return [_json(dict(r)) for r in db.rows(conn, "batch_listing", {"status": status, "limit": limit})]
 
 
-def refunds(conn: queue.Conn, *, limit: int = 1000) -> list[dict[str, Any]]:
+def refunds(conn: db.Conn, *, limit: int = 1000) -> list[dict[str, Any]]:
     """Paid requests that will never be minted: payer, amount (asset units), asset, network,
     the settlement transaction and the reason."""
     return [_json(dict(r)) for r in payments.refunds_due(conn, limit=limit)]

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from aws_lambda_powertools import Logger
 
 from mintq import db, metrics
-from mintq.queue import Conn
 from mintq.settings import QueueSettings
 
 #: rows per delete statement: small enough that each transaction is short
@@ -44,14 +43,14 @@ class Expired:
         return self.completed + self.failed
 
 
-def count_expired(conn: Conn, *, older_than_days: float) -> Expired:
+def count_expired(conn: db.Conn, *, older_than_days: float) -> Expired:
     """Rows finished more than ``older_than_days`` ago that retention may delete."""
     row = db.one(conn, "count_expired_queue_rows", {"retention_seconds": older_than_days * SECONDS_PER_DAY})
     return Expired(completed=int(row["completed"] if row else 0), failed=int(row["failed"] if row else 0))
 
 
 def delete_expired(
-    conn: Conn,
+    conn: db.Conn,
     *,
     older_than_days: float,
     chunk_rows: int = CHUNK_ROWS,
@@ -106,7 +105,7 @@ class RetentionJob:
         self.clock = clock
         self._next: float | None = None
 
-    def __call__(self, conn: Conn, settings: QueueSettings) -> int:
+    def __call__(self, conn: db.Conn, settings: QueueSettings) -> int:
         now = self.clock()
         if self._next is not None and now < self._next:
             return 0
@@ -128,7 +127,7 @@ def run_invocation(remaining_ms: int, *, safety_seconds: float = 10.0) -> dict[s
     deadline = time.monotonic() + remaining_ms / 1000 - safety_seconds
     conn = db.connect(application_name="mintq-retention")
     try:
-        rows = db.all(conn, "all_settings")
+        rows = db.rows(conn, "all_settings")
         settings = QueueSettings.from_mapping({r["key"]: r["value"] for r in rows})
         deleted = delete_expired(conn, older_than_days=settings.retention_days, deadline=deadline)
         finished = count_expired(conn, older_than_days=settings.retention_days).total == 0

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from mintq import config, db, errors, queue
+from mintq import config, db, errors
 from mintq.settings import QueueSettings
 
 if TYPE_CHECKING:  # imported on first use: free mode never pays for it at cold start
@@ -48,7 +48,7 @@ class Admission:
     head: int
 
 
-def admission(conn: queue.Conn, cfg: config.Config, payer: str, *, timeout: float) -> Admission:
+def admission(conn: db.Conn, cfg: config.Config, payer: str, *, timeout: float) -> Admission:
     """Read the database (then the chain, at one block) and answer how many mints are free.
 
     Raises ``SupplyUnknown`` (503) when the chain cannot be read within ``timeout`` seconds,
@@ -61,7 +61,7 @@ def admission(conn: queue.Conn, cfg: config.Config, payer: str, *, timeout: floa
     )
     if row is None:
         raise errors.DatabaseError("no admission row")
-    inflight = db.all(conn, "inflight_attempts", {"token": cfg.token_address, "limit": MAX_RECEIPTS})
+    inflight = db.rows(conn, "inflight_attempts", {"token": cfg.token_address, "limit": MAX_RECEIPTS})
     remaining, head, mined = _chain_view(cfg, inflight, timeout=timeout)
     return Admission(
         free=remaining - int(row["committed"]) + mined,

@@ -28,7 +28,7 @@ SETTLEMENT_PENDING = "settlement_pending"
 UNEXPECTED_VERIFY = "unexpected_verify_error"
 UNEXPECTED_SETTLE = "unexpected_settle_error"
 
-# What the worker records when the chain decides a pending payment (settlement.Reconciler).
+# What the worker records when the chain decides a pending payment (payment_reconciler.Reconciler).
 EXPIRED_UNSETTLED = "authorization_expired_unsettled"
 CANCELED = "authorization_canceled"
 USED_ELSEWHERE = "authorization_used_for_another_transfer"

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from mintq import config, db, queue
+from mintq import config, db
 
 app = typer.Typer(
     name="mintq",
@@ -69,7 +69,7 @@ def root(
 
 
 @contextlib.contextmanager
-def connection(ctx: typer.Context) -> Iterator[queue.Conn]:
+def connection(ctx: typer.Context) -> Iterator[db.Conn]:
     """An autocommit connection to the target database, closed afterwards."""
     target: Target = ctx.find_object(Target) or Target()
     conn = db.connect(target.url(), application_name="mintq-cli")

@@ -158,17 +158,6 @@ UPDATE mint_queue
    SET status = 'failed', error_message = %(reason)s, processed_at = now(), batch_id = NULL
  WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing';
 
--- name: retry_requests
--- Charge one attempt to each request: back in line, or failed once attempts run out.
-UPDATE mint_queue
-   SET retry_count = retry_count + 1,
-       error_message = %(reason)s,
-       status = CASE WHEN retry_count + 1 >= %(max_attempts)s THEN 'failed'::mint_status
-                     ELSE 'pending'::mint_status END,
-       processed_at = CASE WHEN retry_count + 1 >= %(max_attempts)s THEN now() END
- WHERE id = ANY(%(ids)s::uuid[]) AND status = 'processing'
-RETURNING id, status;
-
 -- name: insert_batch
 -- Record a signed batch before it is broadcast (the write-ahead record).
 INSERT INTO batch_mints (id, batch_tx_hash, mint_count, status, chain_id, signer_address,

@@ -1,0 +1,81 @@
+"""What the parts of one signer's worker share: its connection, chain, signer, clock and
+telemetry. Tests swap ``clock``, ``sleep``, ``fault`` and ``drop_grace_seconds`` on the
+worker; every part reads them here at each use."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mintq import chain as chainlib
+from mintq import db, errors, gas
+from mintq.signer import SignedTx, Signer
+from mintq.units import Wei
+from mintq.worker.faults import FaultHook, no_fault
+from mintq.worker.telemetry import Telemetry
+
+#: A node that accepted a transaction may still lose it; resend the same bytes this often.
+REBROADCAST_SECONDS = 10.0
+#: How long a batch's nonce must look used, with no receipt for any of its attempts, before the
+#: batch counts as dropped. A load-balanced RPC can report the nonce from a node that is ahead
+#: of the one answering for receipts; dropping at once would re-mint a batch that was mined.
+DROP_GRACE_SECONDS = 30.0
+#: How long a measured gas.FreshMintCost is used before it is measured again.
+FRESH_COST_SECONDS = 60.0
+
+
+@dataclass(kw_only=True, eq=False)
+class Context:
+    """One signer's worker: ``clock`` gives seconds (``time.monotonic`` by default)."""
+
+    conn: db.Conn
+    chain: chainlib.Chain
+    signer: Signer
+    chain_id: int
+    gas_headroom: float = 1.1
+    poll_seconds: float = 0.25
+    drop_grace_seconds: float = DROP_GRACE_SECONDS
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    #: called at each name in ``faults.CRASH_POINTS``; tests raise or kill the process there
+    fault: FaultHook = no_fault
+    telemetry: Telemetry = field(default_factory=Telemetry)
+    #: why this cycle holds work back (a fault, or a batch it cannot replace under the fee
+    #: ceiling), recorded as the signer's refusal for the status endpoints; reset every cycle
+    holding: errors.MintqError | None = None
+    #: chain reads that cannot change within a cycle (fees, block gas limit), cleared as each
+    #: cycle starts; the supply is not among them (see ``Dispatcher.dispatch``)
+    reads: dict[str, Any] = field(default_factory=dict)
+    #: when the fresh-recipient cost was measured (a ``clock()`` value) and what it was
+    fresh_cost_at: tuple[float, gas.FreshMintCost | None] | None = None
+
+    @property
+    def signer_address(self) -> str:
+        return self.signer.address
+
+    def read(self, name: str, read: Callable[[], Any]) -> Any:
+        """``read()`` once per cycle (see ``reads``)."""
+        if name not in self.reads:
+            self.reads[name] = read()
+        return self.reads[name]
+
+    def sign(
+        self, *, nonce: int, data: bytes, gas: int, max_fee_per_gas: Wei, max_priority_fee_per_gas: Wei
+    ) -> SignedTx:
+        """The one shape of transaction this worker sends: EIP-1559, to the token, no value.
+        Raises ``errors.SigningError`` (``SignerUnavailable`` for a KMS outage)."""
+        return self.signer.sign(
+            {
+                "type": 2,
+                "chainId": self.chain_id,
+                "nonce": nonce,
+                "to": self.chain.token,
+                "value": 0,
+                "data": data,
+                "gas": gas,
+                "maxFeePerGas": max_fee_per_gas,
+                "maxPriorityFeePerGas": max_priority_fee_per_gas,
+            }
+        )
