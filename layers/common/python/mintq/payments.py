@@ -34,7 +34,9 @@ from mintq import addresses, config, db, errors, queue, supply
 from mintq import x402_reasons as reasons
 
 if TYPE_CHECKING:  # imported on first use: free mode never pays for them at cold start
-    from x402.schemas import SettleResponse
+    from x402.schemas import PaymentRequirements, PaymentRequirementsV1, SettleResponse
+
+    from mintq.x402 import Challenge, Facilitator, Payment
 
 
 #: How often a request waiting on a twin that is settling the same payment looks again.
@@ -95,7 +97,21 @@ def accept_mint(
         raise errors.ConfigurationError("x402 mode without x402 settings")
     # The payment itself is the idempotency key here; a client's key is validated, not needed.
     queue.parse_idempotency_key(idempotency_key)
-    return _PaidMint(conn, cfg, cfg.x402, headers, resource_url, deadline).run()
+    from mintq import x402
+
+    challenge = x402.challenge(cfg.x402, resource_url)
+    value = x402.payment_header(headers)
+    if value is None:
+        _refuse_if_closed(conn)  # before any challenge: nobody is invited to pay
+        raise errors.PaymentRequired(challenge=challenge)
+    payment = x402.decode(value, challenge)  # its shape only: who pays, which nonce
+    return _PaidMint(conn, cfg, cfg.x402, challenge, payment, deadline).run()
+
+
+def _refuse_if_closed(conn: db.Conn) -> None:
+    closed = db.one(conn, "api_closed")
+    if closed is not None and closed["closed"]:
+        raise errors.ApiClosed()
 
 
 # --- x402 -----------------------------------------------------------------------------
@@ -139,36 +155,29 @@ class _PaidMint:
         conn: db.Conn,
         cfg: config.Config,
         terms: config.X402Config,
-        headers: Mapping[str, str],
-        resource_url: str,
+        challenge: Challenge,
+        payment: Payment,
         deadline: float | None = None,
     ) -> None:
         self.conn = conn
         self.cfg = cfg
         self.terms = terms
-        self.headers = headers
+        self.challenge = challenge
+        self.payment = payment
         self.deadline = deadline
-        from mintq import x402
-
-        self.challenge = x402.challenge(terms, resource_url)
+        self.signature_hash = hashlib.sha256(payment.exact.signature.lower().encode()).hexdigest()
 
     def run(self) -> Accepted:
         from mintq import x402
 
-        value = x402.payment_header(self.headers)
-        if value is None:
-            self._refuse_if_closed()  # before any challenge: nobody is invited to pay
-            raise errors.PaymentRequired(challenge=self.challenge)
-        payment = x402.decode(value, self.challenge)  # its shape only: who pays, which nonce
-        self.payment = payment
-        self.signature_hash = hashlib.sha256(payment.exact.signature.lower().encode()).hexdigest()
+        payment = self.payment
 
         # A known payment gets its first answer whatever the clock, the price, the supply or
         # the facilitator say now: a 402 here would invite a payer who was charged to pay again.
         existing = self._find()
         if existing is not None:
             return self._replay(existing)
-        self._refuse_if_closed()  # closed to new payments; known ones were answered above
+        _refuse_if_closed(self.conn)  # closed to new payments; known ones were answered above
         x402.check_terms(payment, self.challenge)
         self._admit(self._admission(locked=False))  # refuse early, before the facilitator's work
 
@@ -199,8 +208,19 @@ class _PaidMint:
             if twin is None:
                 raise errors.InvalidTransition("a payment record vanished")
             return self._replay(twin)
-        payment_id, queue_id = record["id"], record["queue_id"]
+        return self._settle(facilitator, requirements, record["id"], record["queue_id"])
 
+    def _settle(
+        self,
+        facilitator: Facilitator,
+        requirements: PaymentRequirements | PaymentRequirementsV1,
+        payment_id: uuid.UUID,
+        queue_id: uuid.UUID,
+    ) -> Accepted:
+        """Ask the facilitator to settle the recorded payment and record what it answered."""
+        from mintq import x402
+
+        payment = self.payment
         try:
             settle_time = self._time_for("settle")
             settled = facilitator.settle(payment, requirements, timeout=settle_time)
@@ -248,11 +268,6 @@ class _PaidMint:
         if left is not None and left < MIN_CALL_SECONDS:
             raise errors.FacilitatorUnavailable(f"no time left for {step} ({left:.2f} s)")
         return left
-
-    def _refuse_if_closed(self) -> None:
-        closed = db.one(self.conn, "api_closed")
-        if closed is not None and closed["closed"]:
-            raise errors.ApiClosed()
 
     def _find(self) -> dict[str, Any] | None:
         return db.one(self.conn, "find_payment", {"payer": self.payment.payer, "nonce": self.payment.nonce})
