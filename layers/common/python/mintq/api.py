@@ -2,7 +2,7 @@
 
 Every error body is ``{"success": false, "error": {"code": ..., "message": ...}}``, except
 402, whose body the x402 protocol fixes (``error`` is the code as a string);
-status codes come from the error classes in ``mintq.errors``, assigned here only.
+status codes come from the error classes in ``mintq.errors`` by ``HTTP_STATUS``, here only.
 """
 
 from __future__ import annotations
@@ -24,6 +24,35 @@ from mintq import config, db, errors, metrics, payments, queue, request_body
 logger = Logger(child=True)
 
 JSON = "application/json"
+
+#: The one table from error class to HTTP status: an error takes the status of the nearest
+#: class in its hierarchy listed here; anything else (a worker-only error reaching a request,
+#: a ``ConfigurationError``) is our fault: 500.
+HTTP_STATUS: dict[type[errors.MintqError], int] = {
+    errors.InvalidRequest: 400,
+    errors.ValidationFailed: 422,
+    errors.UnsupportedMediaType: 415,
+    errors.PayloadTooLarge: 413,
+    errors.PaymentError: 402,
+    errors.NotFound: 404,
+    errors.IdempotencyConflict: 409,
+    errors.InvalidTransition: 409,
+    errors.SupplyExhausted: 410,
+    errors.PayerLimitReached: 429,
+    errors.FacilitatorUnavailable: 503,
+    errors.SupplyUnknown: 503,
+    errors.ApiClosed: 503,
+    errors.DatabaseError: 503,
+    errors.SignerUnavailable: 503,
+}
+
+
+def http_status(exc: errors.MintqError) -> int:
+    """The status ``exc`` is answered with (``HTTP_STATUS``; 500 when none of its classes is listed)."""
+    for cls in type(exc).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]  # type: ignore[index]  # cls is a MintqError subclass here
+    return 500
 
 
 class MintRequest(BaseModel):
@@ -55,7 +84,9 @@ def payment_required_response(
     v1's list of reasons (v1 clients refuse anything else), left out on a first challenge (v1
     has no reason for "not paid yet"), with the same ``success`` and a ``message`` beside it."""
     body = json.dumps({"success": False, "message": message, **x402_fields})
-    return Response(status_code=402, content_type=JSON, body=body, headers=headers)
+    return Response(
+        status_code=HTTP_STATUS[errors.PaymentError], content_type=JSON, body=body, headers=headers
+    )
 
 
 def _resource_url() -> str:
@@ -155,12 +186,17 @@ def _validation_error(exc: RequestValidationError) -> Response[str]:
         details.append(f"{where}: {problem.get('msg', 'invalid')}")
     if problems and all(p.get("loc", ("body",))[0] in ("query", "path") for p in problems):
         # A bad limit or path parameter is a bad request line, not a body of the wrong shape.
-        return error_response(400, errors.InvalidRequest.code, "; ".join(details))
-    return error_response(422, errors.ValidationFailed.code, "; ".join(details))
+        return error_response(
+            HTTP_STATUS[errors.InvalidRequest], errors.InvalidRequest.code, "; ".join(details)
+        )
+    return error_response(
+        HTTP_STATUS[errors.ValidationFailed], errors.ValidationFailed.code, "; ".join(details)
+    )
 
 
 def _mintq_error(exc: errors.MintqError) -> Response[str]:
-    if exc.http_status >= 500:
+    status = http_status(exc)
+    if status >= 500:
         logger.exception("request failed", extra={"action": "request_failed", "code": exc.code})
     if isinstance(exc, errors.PaymentError):
         from mintq import x402  # only x402 deployments refuse payments
@@ -168,12 +204,12 @@ def _mintq_error(exc: errors.MintqError) -> Response[str]:
         headers, extra = x402.refusal(exc)
         logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
         return payment_required_response(exc.message, headers, extra)
-    if exc.http_status >= 500:
+    if status >= 500:
         # Our fault: the client gets the class's fixed text; the detail (hosts, SQL) stays in the log.
         message = (type(exc).__doc__ or "internal error").strip()
-        retry = {"Retry-After": "5"} if exc.http_status == 503 else None
-        return error_response(exc.http_status, exc.code, message, retry)
-    return error_response(exc.http_status, exc.code, exc.message)
+        retry = {"Retry-After": "5"} if status == 503 else None
+        return error_response(status, exc.code, message, retry)
+    return error_response(status, exc.code, exc.message)
 
 
 def _unexpected(exc: Exception) -> Response[str]:
@@ -187,6 +223,8 @@ def create_app(*routers: Router) -> MintqResolver:
         app.include_router(router)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(errors.MintqError)(_mintq_error)
-    app.exception_handler(NotFoundError)(lambda exc: error_response(404, "not_found", "no such route"))
+    app.exception_handler(NotFoundError)(
+        lambda exc: error_response(HTTP_STATUS[errors.NotFound], errors.NotFound.code, "no such route")
+    )
     app.exception_handler(Exception)(_unexpected)
     return app

@@ -1,7 +1,8 @@
 """One error tree for mintq.
 
-Every error carries a stable machine ``code`` and the HTTP status the API answers
-with; ``api`` maps them to responses in one place. A docstring is the default message.
+Every error carries a stable machine ``code``; a docstring is the default message. The
+HTTP status the API answers with is ``api``'s alone (``api.HTTP_STATUS``): worker-only
+errors (chain, signing, the invocation's deadline) have none.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ class MintqError(Exception):
     """Internal error."""
 
     code = "internal_error"
-    http_status = 500
 
     def __init__(self, message: str | None = None) -> None:
         super().__init__(message or (self.__doc__ or "").strip())
@@ -28,7 +28,6 @@ class InvalidRequest(MintqError):
     """The request is invalid."""
 
     code = "invalid_request"
-    http_status = 400
 
 
 class MalformedJson(InvalidRequest):
@@ -41,7 +40,6 @@ class ValidationFailed(InvalidRequest):
     """The request body does not match the expected shape."""
 
     code = "validation_error"
-    http_status = 422
 
 
 class DuplicateJsonKey(MalformedJson):
@@ -54,7 +52,6 @@ class UnsupportedMediaType(InvalidRequest):
     """Send the body as application/json."""
 
     code = "unsupported_media_type"
-    http_status = 415
 
 
 class InvalidAddress(InvalidRequest):
@@ -73,21 +70,18 @@ class PayloadTooLarge(InvalidRequest):
     """The request body is too large."""
 
     code = "payload_too_large"
-    http_status = 413
 
 
 class IdempotencyConflict(MintqError):
     """This Idempotency-Key was already used with a different request."""
 
     code = "idempotency_key_reused"
-    http_status = 409
 
 
 class NotFound(MintqError):
     """Not found."""
 
     code = "not_found"
-    http_status = 404
 
 
 class InvalidSetting(InvalidRequest):
@@ -100,7 +94,6 @@ class PayerLimitReached(MintqError):
     """This payer already has the maximum number of pending requests."""
 
     code = "payer_limit_reached"
-    http_status = 429
 
 
 # --- payments (x402) -------------------------------------------------------
@@ -110,7 +103,6 @@ class PaymentError(MintqError):
     """Payment is required."""
 
     code = "payment_required"
-    http_status = 402
 
     def __init__(
         self, message: str | None = None, *, challenge: object = None, settlement: object = None
@@ -144,7 +136,6 @@ class SupplyExhausted(MintqError):
     """No mints remain for new requests; nobody was charged."""
 
     code = "supply_exhausted"
-    http_status = 410
 
 
 # --- our own faults (5xx) -------------------------------------------------
@@ -154,42 +145,36 @@ class FacilitatorUnavailable(MintqError):
     """The payment facilitator is unreachable or failing; nothing was charged, retry later."""
 
     code = "facilitator_unavailable"
-    http_status = 503
 
 
 class SupplyUnknown(MintqError):
     """The remaining supply cannot be read from the chain right now; nothing was charged."""
 
     code = "supply_unknown"
-    http_status = 503
 
 
 class ApiClosed(MintqError):
     """The API is closed for maintenance; retry later."""
 
     code = "api_closed"
-    http_status = 503
 
 
 class DatabaseError(MintqError):
     """The database could not complete the operation."""
 
     code = "database_error"
-    http_status = 503
 
 
 class ConfigurationError(MintqError):
     """The service is not configured correctly."""
 
     code = "configuration_error"
-    http_status = 500
 
 
 class InvalidTransition(MintqError):
     """A state change was attempted from a state that does not allow it."""
 
     code = "invalid_transition"
-    http_status = 409
 
 
 # --- chain ----------------------------------------------------------------
@@ -199,7 +184,6 @@ class ChainError(MintqError):
     """The chain RPC failed."""
 
     code = "chain_error"
-    http_status = 502
 
 
 class ChainUnavailable(ChainError):
@@ -252,4 +236,3 @@ class SignerUnavailable(SigningError):
     """The remote signer (AWS KMS) is unreachable, throttling or failing; nothing was signed."""
 
     code = "signer_unavailable"
-    http_status = 503

@@ -10,7 +10,7 @@ A batch is one nonce of one signer; an attempt is one signed transaction at that
 
 Each move is one named query guarded by ``WHERE status = expected``; the functions here
 report whether it moved a row. Where a miss can only be a bug (a request claimed in this
-very transaction is no longer ``processing``) they raise ``InvalidTransition``; where a miss
+very transaction is no longer ``processing``) they raise ``errors.InvalidTransition``; where a miss
 is expected (a batch already marked sent, already finalised by an earlier crash's run)
 they return False.
 """
@@ -58,12 +58,6 @@ TRANSITIONS: Mapping[BatchStatus, frozenset[BatchStatus]] = {
 }
 #: A batch in one of these states still owns its nonce and its items.
 UNFINISHED = frozenset(s for s, moves in TRANSITIONS.items() if moves)
-
-
-class InvalidTransition(errors.MintqError):
-    """A guarded update missed a row it must have moved: a bug, never an operational fault."""
-
-    code = "invalid_transition"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -158,7 +152,7 @@ def claim(conn: db.Conn, *, limit: int, batch_id: uuid.UUID) -> list[Claimed]:
 
 def _expect(moved: int, wanted: int, what: str) -> None:
     if moved != wanted:
-        raise InvalidTransition(f"{what}: {moved} of {wanted} claimed requests were still processing")
+        raise errors.InvalidTransition(f"{what}: {moved} of {wanted} claimed requests were still processing")
 
 
 def release(conn: db.Conn, items: Sequence[Claimed]) -> None:

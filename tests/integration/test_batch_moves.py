@@ -1,0 +1,93 @@
+"""The batch repository's guarded moves (``mintq.worker.batches``) against a real PostgreSQL:
+a move reports whether it moved a row, and a miss that can only be a bug raises."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from mintq import db, errors
+from mintq.units import Wei
+from mintq.worker import batches
+from mintq.worker.batches import TRANSITIONS, UNFINISHED, BatchStatus
+
+PAYERS = [f"0x{i:040x}" for i in range(1, 6)]
+
+
+def enqueue(conn: Any, n: int) -> None:
+    for payer in PAYERS[:n]:
+        conn.execute(
+            "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')", {"p": payer}
+        )
+
+
+def test_the_transitions_cover_every_state_and_only_signed_and_pending_move() -> None:
+    assert set(TRANSITIONS) == set(BatchStatus)
+    assert {BatchStatus.SIGNED, BatchStatus.PENDING} == UNFINISHED
+    assert all(BatchStatus.SIGNED not in moves for moves in TRANSITIONS.values()), (
+        "nothing goes back to signed"
+    )
+
+
+def test_releasing_or_failing_a_request_no_longer_processing_is_an_invalid_transition(conn: Any) -> None:
+    enqueue(conn, 3)
+
+    def pending() -> int:
+        return int(
+            conn.execute("SELECT count(*) AS n FROM mint_queue WHERE status = 'pending'").fetchone()["n"]
+        )
+
+    with pytest.raises(errors.InvalidTransition), db.transaction(conn):
+        claimed = batches.claim(conn, limit=3, batch_id=uuid.uuid4())
+        assert len(claimed) == 3
+        batches.release(conn, claimed[:1])  # moved: fine
+        batches.release(conn, claimed[:2])  # the first is pending again: a bug
+    assert pending() == 3, "the claim's whole transaction rolled back"
+    with pytest.raises(errors.InvalidTransition), db.transaction(conn):
+        claimed = batches.claim(conn, limit=3, batch_id=uuid.uuid4())
+        batches.fail(conn, claimed[:1], "supply gone")
+        batches.fail(conn, claimed[:1], "twice")
+    assert pending() == 3
+    with db.transaction(conn):
+        claimed = batches.claim(conn, limit=3, batch_id=uuid.uuid4())
+        batches.release(conn, claimed[:1])
+        batches.fail(conn, claimed[1:], "supply gone")
+    assert pending() == 1
+
+
+def test_a_batch_moves_once_and_a_second_move_reports_none(conn: Any) -> None:
+    enqueue(conn, 2)
+    batch_id = uuid.uuid4()
+    with db.transaction(conn):
+        claimed = batches.claim(conn, limit=2, batch_id=batch_id)
+        batches.insert_signed(
+            conn,
+            batches.NewBatch(
+                id=batch_id,
+                chain_id=31337,
+                signer=PAYERS[4],
+                token=PAYERS[3],
+                nonce=0,
+                tx_hash="0x" + "ab" * 32,
+                raw_tx=b"\x02raw",
+                mint_count=len(claimed),
+                gas_limit=100_000,
+                max_fee_per_gas=Wei(2 * 10**9),
+                max_priority_fee_per_gas=Wei(10**9),
+                amount_per_mint=None,
+            ),
+        )
+    [batch] = batches.inflight(conn, chain_id=31337, signer=PAYERS[4])
+    assert (batch.status, batch.nonce, batch.latest.raw_tx, batch.latest.max_fee_per_gas) == (
+        BatchStatus.SIGNED,
+        0,
+        b"\x02raw",
+        2 * 10**9,
+    )
+    assert batches.mark_sent(conn, batch_id) is True
+    assert batches.mark_sent(conn, batch_id) is False, "already pending"
+    assert batches.drop(conn, batch_id, "nonce used elsewhere") == 2
+    assert batches.drop(conn, batch_id, "again") == 0, "a finished batch moves no more"
+    assert batches.inflight(conn, chain_id=31337, signer=PAYERS[4]) == []
