@@ -408,20 +408,25 @@ def test_migrations_rerun_when_the_layer_changes(template: dict[str, Any]) -> No
 
 
 def _emitted_metric_names() -> set[str]:
-    """Every name passed to mintq.metrics.count/gauge in the package."""
+    """Every name passed to mintq.metrics.count/gauge in the package, or counted through the
+    worker's ``Telemetry.event(..., metric={name: value})``."""
     names: set[str] = set()
-    for path in (REPO_ROOT / "layers" / "common" / "python" / "mintq").glob("*.py"):
+    for path in (REPO_ROOT / "layers" / "common" / "python" / "mintq").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+                continue
             if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and isinstance(node.func.value, ast.Name)
+                isinstance(node.func.value, ast.Name)
                 and node.func.value.id == "metrics"
                 and node.func.attr in ("count", "gauge")
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
             ):
                 names.add(str(node.args[0].value))
+            if node.func.attr == "event":
+                for keyword in node.keywords:
+                    if keyword.arg == "metric" and isinstance(keyword.value, ast.Dict):
+                        names |= {str(k.value) for k in keyword.value.keys if isinstance(k, ast.Constant)}
     return names
 
 
