@@ -146,7 +146,8 @@ def test_the_deployed_worker_uses_its_own_direct_url_and_fails_loudly_on_a_poole
     monkeypatch.setenv("MINTQ_WORKER_DATABASE_URL", database_url)
     config.reset()
     try:
-        summary = invocation.run_invocation(14_000)
+        # 10 s of safety margin and 5 s of room for a cycle leave this run one cycle or more.
+        summary = invocation.run_invocation(20_000)
     finally:
         for worker in invocation._workers:
             worker.conn.close()

@@ -76,6 +76,10 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
         {"SELECT"},
         {"SELECT", "INSERT", "DELETE"} | cols("UPDATE", "code reason since last_seen_at"),
     ),
+    "mint_throughput": (
+        {"SELECT"},
+        {"SELECT"} | cols("UPDATE", "mints_per_second confirm_seconds measured_at"),
+    ),
     # views
     "queue_stats": ({"SELECT"}, {"SELECT"}),
     "refunds_due": (set(), set()),  # operators only
@@ -91,6 +95,7 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "mint_queue_count_delete()": (set(), set()),
     "mint_queue_count_truncate()": (set(), set()),
     "mintq_touch_updated_at()": (set(), set()),
+    "mintq_measure_throughput()": (set(), set()),  # a trigger: fired, never called
     # retention, run as the owner: finished rows only
     "mintq_delete_expired_queue_rows(double precision,integer)": (set(), {"EXECUTE"}),
 }

@@ -27,7 +27,7 @@ GRANT EXECUTE ON FUNCTION mintq_enqueue(text, text, integer) TO mintq_api;
 GRANT EXECUTE ON FUNCTION mintq_queue_position(bigint) TO mintq_api;
 GRANT USAGE ON SEQUENCE mint_queue_position_seq TO mintq_api;  -- a paid request's ticket
 GRANT SELECT ON mint_queue, mint_history, batch_mints, system_settings, queue_cursor, payer_pending,
-                queue_stats, payments, idempotency_keys, worker_refusals TO mintq_api;
+                queue_stats, payments, idempotency_keys, worker_refusals, mint_throughput TO mintq_api;
 -- x402 admission counts mints of in-flight batches by their attempts' receipts; never the
 -- signed raw transactions.
 GRANT SELECT (batch_id, tx_hash, attempt) ON batch_attempts TO mintq_api;
@@ -55,6 +55,10 @@ GRANT EXECUTE ON FUNCTION mintq_delete_expired_queue_rows(double precision, inte
 -- Why a signer's worker is not sending (0009): one row per refusing signer.
 GRANT INSERT, DELETE ON worker_refusals TO mintq_worker;
 GRANT UPDATE (code, reason, since, last_seen_at) ON worker_refusals TO mintq_worker;
+-- The measured throughput (0012) is rewritten by a trigger in the worker's own transaction
+-- as each batch confirms; the wait estimates read it.
+GRANT SELECT ON mint_throughput TO mintq_worker;
+GRANT UPDATE (mints_per_second, confirm_seconds, measured_at) ON mint_throughput TO mintq_worker;
 GRANT UPDATE (status, batch_id, retry_count, error_message, processed_at, mint_tx_hash)
     ON mint_queue TO mintq_worker;
 -- A reconciled payment's mint (enqueue_paid_request), as the request would have queued it.
