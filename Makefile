@@ -7,7 +7,7 @@ SAM_VENV := .venv-sam
 SAM := $(SAM_VENV)/bin/sam
 
 .DEFAULT_GOAL := help
-.PHONY: help dev test test-unit test-integration lint typecheck validate build contracts page bench clean
+.PHONY: help dev test test-unit test-integration lint typecheck validate build contracts page bench clean openapi fuzz
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -53,6 +53,13 @@ validate: $(SAM_VENV)/.stamp ## sam validate --lint
 
 build: $(SAM_VENV)/.stamp ## sam build (no Docker needed)
 	$(SAM) build
+
+fuzz: deps ## a longer hunt with fresh cases: schemathesis against the local stack, and the Hypothesis fuzzers (FUZZ_EXAMPLES=500)
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest -s -p no:cacheprovider \
+		tests/integration/test_api_schemathesis.py tests/functional/test_fuzz_api.py $(PYTEST_ARGS)
+
+openapi: deps ## regenerate openapi.json from the Powertools routes (tests/unit/test_openapi.py fails until you do)
+	PYTHONPATH=layers/common/python $(PY) -c 'from mintq import openapi; open("openapi.json", "w").write(openapi.document_json())'
 
 contracts: node_modules/.stamp ## recompile contracts/*.sol into contracts/artifacts/
 	node scripts/build-contracts.mjs

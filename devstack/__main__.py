@@ -29,7 +29,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from devstack import anvil, chain_database, contracts, lambdas, postgres, x402_stack
+from devstack import anvil, chain_database, contracts, cors, lambdas, postgres, x402_stack
 from devstack.http import Route, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -185,6 +185,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="execution environments (processes) per API function, as Lambda scales out",
     )
     parser.add_argument(
+        "--allowed-origins",
+        default=_env("ALLOWED_ORIGINS") or "*",
+        help="comma-separated origins a browser page may call the API from, as the template's "
+        "AllowedOrigins (default *: every origin may read the status routes, none may POST /mint)",
+    )
+    parser.add_argument(
         "--no-worker",
         action="store_true",
         help="serve the API only (run workers yourself: python -m devstack.worker)",
@@ -194,6 +200,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        cors_config = cors.for_origins(args.allowed_origins.split(","))
+    except ValueError as exc:
+        raise SystemExit(f"--allowed-origins: {exc}") from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     state_dir: Path = args.state_dir.resolve()
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -248,8 +258,14 @@ def main(argv: list[str] | None = None) -> int:
             Route("GET", "/", status, function_name="mintq-status", timeout_s=10),
             Route("GET", "/static/{name}", status, function_name="mintq-status", timeout_s=10),
             Route("GET", "/config.json", status, function_name="mintq-status", timeout_s=10),
+            Route("GET", "/openapi.json", status, function_name="mintq-status", timeout_s=10),
+            Route("GET", "/docs", status, function_name="mintq-status", timeout_s=10),
         ],
         port=args.port,
+        cors=cors_config,
+    )
+    log.info(
+        "CORS: origins %s may %s", ",".join(cors_config.allow_origins), "/".join(cors_config.allow_methods)
     )
     stop = threading.Event()
     if not args.no_worker:

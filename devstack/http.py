@@ -25,6 +25,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from devstack.cors import Cors, is_preflight
 from devstack.lambdas import ACCOUNT_ID, ExecutionEnvironments, FakeContext
 
 log = logging.getLogger(__name__)
@@ -110,14 +111,19 @@ class _HttpError(Exception):
         self.message = message
 
 
+class _Preflight(Exception):
+    """A CORS preflight: the gateway answers it before any route is matched."""
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     # socketserver's default backlog of 5 overflows when many clients open a connection per
     # request at once, and the kernel then resets some of them; the kernel caps this at somaxconn.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], routes: list[_Compiled]) -> None:
+    def __init__(self, address: tuple[str, int], routes: list[_Compiled], cors: Cors | None) -> None:
         self.routes = routes
+        self.cors = cors
         super().__init__(address, _RequestHandler)
 
     def match(self, method: str, raw_path: str) -> tuple[_Compiled, dict[str, str]] | None:
@@ -151,6 +157,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, CONNECT, made-up ones) goes through the routes too, and so gets
+        # API Gateway's 404 rather than http.server's HTML 501.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)
+
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("http.server: " + format, *args)  # the access log below replaces stderr chatter
 
@@ -158,9 +171,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         started = time.perf_counter()
         request_id = str(uuid.uuid4())
         label = "-"
+        cors = self.server.cors
+        origin = self.headers.get("origin")
+        preflighted = False
         try:
             raw_path, _, raw_query = self.path.partition("?")
             body = self._read_body()
+            if cors is not None and is_preflight(
+                self.command, {k.lower(): v for k, v in self.headers.items()}
+            ):
+                raise _Preflight  # answered by the gateway itself: no route, no function
             matched = self.server.match(self.command, raw_path)
             if matched is None:
                 raise _HttpError(404, "Not Found")
@@ -175,11 +195,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 request_id=request_id,
             )
             status, headers, payload = self._invoke(compiled, event)
+        except _Preflight:
+            assert cors is not None
+            status, headers, payload = 204, cors.preflight(origin or ""), b""
+            label, preflighted = "cors-preflight", True
         except _HttpError as exc:
             status, headers, payload = _error(exc.status, exc.message)
         except Exception:
             log.exception("devstack API: %s %s failed", self.command, self.path)
             status, headers, payload = _error(500, "Internal Server Error")
+        if cors is not None and not preflighted:
+            headers = cors.apply(origin, headers)
         headers.append(("apigw-requestid", request_id))
         self._respond(status, headers, payload)
         log.info(
@@ -398,15 +424,19 @@ class ApiServer:
         self.shutdown()
 
 
-def serve(routes: list[Route], host: str = "127.0.0.1", port: int = 3000) -> ApiServer:
-    """Start serving ``routes`` in a daemon thread; ``port=0`` picks a free port."""
+def serve(
+    routes: list[Route], host: str = "127.0.0.1", port: int = 3000, cors: Cors | None = None
+) -> ApiServer:
+    """Start serving ``routes`` in a daemon thread; ``port=0`` picks a free port. With ``cors``
+    the server answers preflights and adds CORS headers as an HTTP API with that
+    ``CorsConfiguration`` does (see ``devstack.cors``)."""
     locks: dict[Any, AbstractContextManager[Any]] = {}
     compiled = [_compile(r, locks.setdefault(r.handler, _lock_for(r.handler))) for r in routes]
     keys = [c.route_key for c in compiled]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
         raise ValueError(f"duplicate routes: {duplicates}")
-    httpd = _Server((host, port), compiled)
+    httpd = _Server((host, port), compiled, cors)
     # A short poll interval keeps shutdown() quick (it waits for the loop's next poll).
     thread = threading.Thread(
         target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="devstack-api", daemon=True

@@ -28,6 +28,8 @@ EXPECTED_ROUTES = {
     ("GET", "/"): "StatusFunction",
     ("GET", "/static/{name}"): "StatusFunction",
     ("GET", "/config.json"): "StatusFunction",
+    ("GET", "/openapi.json"): "StatusFunction",
+    ("GET", "/docs"): "StatusFunction",
 }
 EXPECTED_TIMEOUTS = {
     "EnqueueFunction": 10,
@@ -119,6 +121,14 @@ def _resolve(value: Any, template: dict[str, Any], params: dict[str, str]) -> An
             return all(_resolve(a, template, params) for a in arg)
         if key == "Fn::Or":
             return any(_resolve(a, template, params) for a in arg)
+        if key == "Fn::Join":  # a CommaDelimitedList parameter is given as its comma-joined text
+            sep, items = arg
+            items = _resolve(items, template, params)
+            return (
+                items
+                if isinstance(items, str)
+                else sep.join(str(_resolve(i, template, params)) for i in items)
+            )
         if key == "Fn::If":
             cond, if_true, if_false = arg
             chosen = if_true if _resolve(template["Conditions"][cond], template, params) else if_false
@@ -610,3 +620,75 @@ def test_signer_parameters_take_key_arns_or_nothing(template: dict[str, Any]) ->
     for bad in ("1234abcd-12ab-34cd-56ef-1234567890ab", "alias/minter", KMS_KEYS[0] + ",", SIGNER_SECRET):
         assert not kms.fullmatch(bad), bad
     assert secret.fullmatch("") and secret.fullmatch(SIGNER_SECRET)
+
+
+# --- the edge: CORS and throttling -----------------------------------------------------------
+
+
+def _http_api(template: dict[str, Any]) -> dict[str, Any]:
+    props: dict[str, Any] = template["Resources"]["HttpApi"]["Properties"]
+    return props
+
+
+@pytest.mark.parametrize(
+    ("origins", "methods"),
+    [("*", ["GET"]), ("https://app.example.com,https://*", ["GET", "POST"])],
+)
+def test_cors_is_the_local_stacks(template: dict[str, Any], origins: str, methods: list[str]) -> None:
+    from devstack import cors
+
+    params = _defaults(template) | {"AllowedOrigins": origins}
+    config = _http_api(template)["CorsConfiguration"]
+    local = cors.for_origins(origins.split(","))
+    assert config["AllowOrigins"] == {"Ref": "AllowedOrigins"}
+    # "*" opens the reads only; a list of origins may also POST /mint.
+    assert _resolve(config["AllowMethods"], template, params) == methods == list(local.allow_methods)
+    assert (_resolve(config["AllowHeaders"], template, params) or []) == list(local.allow_headers)
+    if origins == "*":  # no request header at all: a JSON body or a payment cannot pass a preflight
+        assert local.allow_headers == ()
+    assert config["ExposeHeaders"] == list(local.expose_headers)
+    assert config["MaxAge"] == local.max_age_s
+    assert "AllowCredentials" not in config  # no cookies: "*" would be refused with credentials
+
+
+def test_cors_exposes_the_x402_headers_and_accepts_the_apis_request_headers(template: dict[str, Any]) -> None:
+    config = _http_api(template)["CorsConfiguration"]
+    assert {h.lower() for h in config["ExposeHeaders"]} >= {
+        "payment-required",
+        "payment-response",
+        "x-payment-response",
+        "retry-after",
+    }
+    listed = _defaults(template) | {"AllowedOrigins": "https://app.example.com"}
+    assert set(_resolve(config["AllowHeaders"], template, listed)) == {
+        "content-type",
+        "idempotency-key",
+        "payment-signature",
+        "x-payment",
+    }
+
+
+def test_a_wildcard_origin_must_stand_alone(template: dict[str, Any]) -> None:
+    from devstack import cors
+
+    (rule,) = template["Rules"]["WildcardOriginStandsAlone"]["Assertions"]
+    either = rule["Assert"]["Fn::Or"]
+    assert {"Fn::Not": [{"Fn::Contains": [{"Ref": "AllowedOrigins"}, "*"]}]} in either
+    assert {"Fn::EachMemberEquals": [{"Ref": "AllowedOrigins"}, "*"]} in either
+    with pytest.raises(ValueError, match="stand alone"):
+        cors.for_origins(["*", "https://app.example.com"])
+    assert template["Parameters"]["AllowedOrigins"]["Type"] == "CommaDelimitedList"
+
+
+def test_throttling_is_stricter_for_mint_than_for_the_reads(template: dict[str, Any]) -> None:
+    api = _http_api(template)
+    params = _defaults(template)
+    default = {k: int(_resolve(v, template, params)) for k, v in api["DefaultRouteSettings"].items()}
+    mint = {k: int(_resolve(v, template, params)) for k, v in api["RouteSettings"]["POST /mint"].items()}
+    assert set(default) == set(mint) == {"ThrottlingRateLimit", "ThrottlingBurstLimit"}
+    assert 0 < mint["ThrottlingRateLimit"] < default["ThrottlingRateLimit"]
+    assert 0 < mint["ThrottlingBurstLimit"] < default["ThrottlingBurstLimit"]
+    for settings in (default, mint):  # a bucket smaller than a second's rate would never fill
+        assert settings["ThrottlingBurstLimit"] >= settings["ThrottlingRateLimit"]
+    # The route key names a route that exists.
+    assert ("POST", "/mint") in EXPECTED_ROUTES

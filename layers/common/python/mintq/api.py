@@ -16,10 +16,10 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import config, db, errors, metrics, payments, queue, request_body
+from mintq import api_docs, config, db, errors, metrics, payments, queue, request_body
 
 logger = Logger(child=True)
 
@@ -63,6 +63,7 @@ class MintRequest(BaseModel):
         default=None,
         description="EIP-55 or single-case 0x address that receives the mint (free mode; "
         "x402 mode mints to the verified payer and ignores it)",
+        json_schema_extra=api_docs.ADDRESS_SCHEMA,  # documented; checked by mintq.addresses (400)
     )
 
 
@@ -111,16 +112,25 @@ def _deadline() -> float | None:
 
 enqueue_router = Router()  # type: ignore[no-untyped-call]
 
+_IDEMPOTENCY = "1 to 255 printable ASCII characters; the same key and body answer the first response again"
+_V2 = "x402 v2: base64 JSON `PaymentPayload` (x402 mode)"
+_V1 = "x402 v1: base64 JSON `PaymentPayload` (x402 mode)"
 
-@enqueue_router.post("/mint")  # type: ignore[untyped-decorator]
-def post_mint(request: MintRequest | None = None) -> Response[str]:
-    headers = enqueue_router.current_event.headers
+
+@enqueue_router.post("/mint", **api_docs.POST_MINT)  # type: ignore[untyped-decorator]
+def post_mint(
+    request: MintRequest | None = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY)] = None,
+    # Read by mintq.payments from the headers; declared so the document names them.
+    payment_signature: Annotated[str | None, Header(alias="PAYMENT-SIGNATURE", description=_V2)] = None,
+    x_payment: Annotated[str | None, Header(alias="X-PAYMENT", description=_V1)] = None,
+) -> Response[str]:
     accepted = payments.accept_mint(
         db.shared_connection(),
         config.load(),
         body_payer=request.payer if request is not None else None,
-        headers=headers,
-        idempotency_key=headers.get("idempotency-key"),
+        headers=enqueue_router.current_event.headers,
+        idempotency_key=idempotency_key,
         resource_url=_resource_url(),
         deadline=_deadline(),
     )
@@ -144,14 +154,14 @@ def post_mint(request: MintRequest | None = None) -> Response[str]:
 status_router = Router()  # type: ignore[no-untyped-call]
 
 
-@status_router.get("/queue/status")  # type: ignore[untyped-decorator]
+@status_router.get("/queue/status", **api_docs.GET_STATUS)  # type: ignore[untyped-decorator]
 def get_status() -> dict[str, Any]:
     return queue.status(db.reader_connection())
 
 
-@status_router.get("/queue/payer/<address>")  # type: ignore[untyped-decorator]
+@status_router.get("/queue/payer/<address>", **api_docs.GET_PAYER)  # type: ignore[untyped-decorator]
 def get_payer(
-    address: str,
+    address: Annotated[str, Path(**api_docs.ADDRESS_PARAM)],
     limit: Annotated[int | None, Query(ge=1, le=queue.PAYER_PAGE_MAX)] = None,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> dict[str, Any]:
@@ -160,9 +170,30 @@ def get_payer(
     )
 
 
-@status_router.get("/queue/item/<queueId>")  # type: ignore[untyped-decorator]
-def get_item(queueId: str) -> dict[str, Any]:
+@status_router.get("/queue/item/<queueId>", **api_docs.GET_ITEM)  # type: ignore[untyped-decorator]
+def get_item(queueId: Annotated[str, Path(**api_docs.QUEUE_ID_PARAM)]) -> dict[str, Any]:
     return queue.item(db.reader_connection(), queueId, primary=db.primary_fallback())
+
+
+# --- the document ------------------------------------------------------------
+
+docs_router = Router()  # type: ignore[no-untyped-call]
+
+
+@docs_router.get("/openapi.json", include_in_schema=False)  # type: ignore[untyped-decorator]
+def get_openapi() -> Response[str]:
+    from mintq import openapi
+
+    return Response(status_code=200, content_type=JSON, body=openapi.document_json())
+
+
+@docs_router.get("/docs", include_in_schema=False)  # type: ignore[untyped-decorator]
+def get_docs() -> Response[str]:
+    from mintq import openapi
+
+    if (docs_router.current_event.query_string_parameters or {}).get("format") == "json":
+        return get_openapi()  # what Powertools' Swagger page links to as its source
+    return Response(status_code=200, content_type="text/html", body=openapi.swagger_html())
 
 
 # --- the app -----------------------------------------------------------------
@@ -217,10 +248,14 @@ def _unexpected(exc: Exception) -> Response[str]:
     return error_response(500, errors.MintqError.code, "internal error")
 
 
-def create_app(*routers: Router) -> MintqResolver:
+def create_app(*routers: Router, docs: bool = False) -> MintqResolver:
+    """A resolver for ``routers``; ``docs`` adds ``GET /openapi.json`` and Swagger UI at ``GET /docs``
+    (the whole API's document, not only these routers': see ``mintq.openapi``)."""
     app = MintqResolver(enable_validation=True)
     for router in routers:
         app.include_router(router)
+    if docs:
+        app.include_router(docs_router)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(errors.MintqError)(_mintq_error)
     app.exception_handler(NotFoundError)(
