@@ -238,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             "MINTQ_CHAIN_ID": str(chain_id),
             "MINTQ_SIGNER_PRIVATE_KEY": signer_key,
             "MINTQ_PAYMENT_MODE": payment_mode,
+            "MINTQ_ALLOWED_ORIGINS": ",".join(cors_config.allow_origins),
             "POWERTOOLS_SERVICE_NAME": "mintq",
             "POWERTOOLS_METRICS_NAMESPACE": "MintqLocal",
             "POWERTOOLS_METRICS_DISABLED": "true",

@@ -10,6 +10,9 @@ AWS's documented behaviour, which the local API copies:
 - CORS headers returned by the integration are ignored (dropped);
 - an allowed origin is ``*`` (any), an exact origin, or ``https://*`` / ``http://*`` (a prefix).
 
+What CORS cannot close (a POST a browser sends without a preflight), the enqueue function
+refuses by ``Origin`` (``mintq.origins``), from ``MINTQ_ALLOWED_ORIGINS`` as on AWS.
+
 The settings below are the template's; tests/unit/test_template.py holds the two equal.
 """
 
@@ -17,6 +20,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+from mintq import origins
 
 #: The request headers the API reads besides the CORS-safelisted ones.
 ALLOW_HEADERS = ("content-type", "idempotency-key", "payment-signature", "x-payment")
@@ -42,14 +47,7 @@ class Cors:
 
     def allowed_origin(self, origin: str) -> str | None:
         """The ``Access-Control-Allow-Origin`` value for ``origin``, or None if it is not allowed."""
-        for allowed in self.allow_origins:
-            if allowed == "*":
-                return "*"
-            if allowed.endswith("*") and origin.startswith(allowed[:-1]):
-                return origin
-            if allowed == origin:
-                return origin
-        return None
+        return origins.match(origin, self.allow_origins)
 
     def preflight(self, origin: str) -> list[tuple[str, str]]:
         """Headers of the 204 answering a preflight from ``origin`` (none if it is not allowed)."""

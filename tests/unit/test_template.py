@@ -680,6 +680,12 @@ def test_a_wildcard_origin_must_stand_alone(template: dict[str, Any]) -> None:
     assert template["Parameters"]["AllowedOrigins"]["Type"] == "CommaDelimitedList"
 
 
+def test_the_enqueue_function_knows_who_may_mint(template: dict[str, Any]) -> None:
+    # CORS cannot stop a POST sent without a preflight: the function checks Origin itself.
+    env = _functions(template)["EnqueueFunction"]["Environment"]["Variables"]
+    assert env["MINTQ_ALLOWED_ORIGINS"] == {"Fn::Join": [",", {"Ref": "AllowedOrigins"}]}
+
+
 def test_throttling_is_stricter_for_mint_than_for_the_reads(template: dict[str, Any]) -> None:
     api = _http_api(template)
     params = _defaults(template)

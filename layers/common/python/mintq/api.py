@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import api_docs, config, db, errors, metrics, payments, queue, request_body
+from mintq import api_docs, config, db, errors, metrics, origins, payments, queue, request_body
 
 logger = Logger(child=True)
 
@@ -90,12 +90,16 @@ def payment_required_response(
     )
 
 
-def _resource_url() -> str:
+def _own_origin() -> str:
     event = enqueue_router.current_event
     headers = event.headers
     host = headers.get("host") or (event.get("requestContext") or {}).get("domainName") or "localhost"
     proto = headers.get("x-forwarded-proto") or "https"
-    return f"{proto}://{host}{event.path}"
+    return f"{proto}://{host}"
+
+
+def _resource_url() -> str:
+    return _own_origin() + enqueue_router.current_event.path
 
 
 def _deadline() -> float | None:
@@ -125,9 +129,13 @@ def post_mint(
     payment_signature: Annotated[str | None, Header(alias="PAYMENT-SIGNATURE", description=_V2)] = None,
     x_payment: Annotated[str | None, Header(alias="X-PAYMENT", description=_V1)] = None,
 ) -> Response[str]:
+    cfg = config.load()
+    origin = enqueue_router.current_event.headers.get("origin")
+    if not origins.may_mint(origin, _own_origin(), cfg.allowed_origins):
+        raise errors.OriginNotAllowed(f"pages on {str(origin)[:100]} may not mint (AllowedOrigins)")
     accepted = payments.accept_mint(
         db.shared_connection(),
-        config.load(),
+        cfg,
         body_payer=request.payer if request is not None else None,
         headers=enqueue_router.current_event.headers,
         idempotency_key=idempotency_key,

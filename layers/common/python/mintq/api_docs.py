@@ -141,6 +141,15 @@ class WorkerState(BaseModel):
     signers: list[WorkerRefusal]
 
 
+class Throughput(BaseModel):
+    model_config = _DOC_ONLY
+    mintsPerSecond: int | float | None = Field(
+        description="Measured over the window; null before two batches"
+    )
+    confirmSeconds: int | float | None = Field(description="A batch's mean time from broadcast to receipt")
+    windowSeconds: int | float
+
+
 class QueueStatus(BaseModel):
     """``GET /queue/status``."""
 
@@ -155,6 +164,8 @@ class QueueStatus(BaseModel):
     replicaLagSeconds: int | float = Field(
         description="How stale these figures may be: the read replica's replay lag (0 on the primary)"
     )
+    throughput: Throughput
+    estimatedWaitSeconds: int | float | None = Field(description="For a request joining the line now")
 
 
 _MINT_STATUS = Literal["pending", "processing", "completed", "failed"]
@@ -201,6 +212,10 @@ class QueueItem(BaseModel):
     waiting_reason: str | None = Field(
         default=None, description="Pending or processing: why the worker is not sending, if it is not"
     )
+    estimatedWaitSeconds: int | float | None = Field(
+        default=None, description="Seconds until minted, estimated"
+    )
+    payment_error_reason: str | None = Field(default=None, description="Why a payment failed, if it did")
     payment_status: _PAYMENT_STATUS | None = Field(default=None, description="Paid requests only")
     settlement_tx_hash: str | None = Field(default=None, description="Paid requests only")
 
@@ -333,6 +348,10 @@ POST_MINT: dict[str, Any] = {
                 }
             },
         },
+        403: _error(
+            "Sent by a browser page on an origin that may not mint (`AllowedOrigins`)",
+            ("origin_not_allowed", "pages on https://elsewhere.example may not mint (AllowedOrigins)"),
+        ),
         409: _error(
             "The Idempotency-Key was already used with another body",
             ("idempotency_key_reused", "this Idempotency-Key was already used for a different request"),

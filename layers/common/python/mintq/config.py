@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from mintq import addresses, errors
+from mintq import addresses, errors, origins
 
 
 class PaymentMode(enum.StrEnum):
@@ -40,6 +40,8 @@ class Config:
     #: the chain explorer's transaction page, ``{hash}`` standing for the transaction hash
     #: (``MINTQ_EXPLORER_TX_URL``, e.g. https://basescan.org/tx/{hash}); None on a local chain
     explorer_tx_url: str | None = None
+    #: browser origins allowed by the deployment (``AllowedOrigins``); ``("*",)``: reads only
+    allowed_origins: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +94,7 @@ def load() -> Config:
         x402=_x402() if payment_mode is PaymentMode.X402 else None,
         retention_in_worker=(_env("MINTQ_RETENTION_IN_WORKER") or "").lower() in ("1", "true", "yes"),
         explorer_tx_url=_explorer_tx_url(),
+        allowed_origins=origins.parse(_env("MINTQ_ALLOWED_ORIGINS")),
     )
 
 

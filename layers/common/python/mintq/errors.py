@@ -90,6 +90,13 @@ class InvalidSetting(InvalidRequest):
     code = "invalid_setting"
 
 
+class OriginNotAllowed(MintqError):
+    """A browser page on an origin not allowed to mint (``AllowedOrigins``) sent the request."""
+
+    code = "origin_not_allowed"
+    http_status = 403
+
+
 class PayerLimitReached(MintqError):
     """This payer already has the maximum number of pending requests."""
 
