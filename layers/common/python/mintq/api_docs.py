@@ -69,7 +69,9 @@ class PaymentRequired(BaseModel):
 
     model_config = ConfigDict(defer_build=True, extra="allow")
     success: Literal[False]
-    error: str = Field(description="The refusal's code: `payment_required`, or why a payment was refused")
+    error: str | None = Field(
+        default=None, description="Why a payment was refused, in x402 v1's words; absent on a first challenge"
+    )
     message: str
     x402Version: int | None = Field(default=None, description="1 (the body is x402 v1's)")
     accepts: list[dict[str, Any]] | None = Field(
