@@ -39,6 +39,7 @@ HTTP_STATUS: dict[type[errors.MintqError], int] = {
     errors.InvalidTransition: 409,
     errors.SupplyExhausted: 410,
     errors.PayerLimitReached: 429,
+    errors.OriginNotAllowed: 403,
     errors.FacilitatorUnavailable: 503,
     errors.SupplyUnknown: 503,
     errors.ApiClosed: 503,

@@ -94,7 +94,6 @@ class OriginNotAllowed(MintqError):
     """A browser page on an origin not allowed to mint (``AllowedOrigins``) sent the request."""
 
     code = "origin_not_allowed"
-    http_status = 403
 
 
 class PayerLimitReached(MintqError):
