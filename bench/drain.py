@@ -1,4 +1,5 @@
-"""Drain: N queued requests, the real batch worker(s), a real anvil with 1-second blocks.
+"""Drain: N queued requests, the real batch worker(s), a real anvil (30M gas, 1-s blocks, or a
+Base-sized chain: 150M gas, 2-s blocks; 2^24 gas per transaction either way).
 
 Requests are inserted by SQL (distinct, pseudo-random, non-zero addresses, so calldata
 and storage costs are those of real fresh recipients), then ``Worker.run`` drains them
@@ -40,6 +41,9 @@ class DrainOptions:
     max_inflight_batches: int
     poll_seconds: float
     chart_path: Path
+    block_gas_limit: int = BLOCK_GAS_LIMIT
+    block_time_s: int = BLOCK_TIME_S
+    label: str = "30M gas, 1-s blocks"
 
 
 def throughput_settings(opts: DrainOptions) -> dict[str, object]:
@@ -94,7 +98,7 @@ def _stats(conn: Any) -> dict[str, int]:
 
 def run(dbs: Databases, opts: DrainOptions) -> dict[str, Any]:
     node = anvil.start_anvil(
-        block_time=BLOCK_TIME_S, gas_limit=BLOCK_GAS_LIMIT, accounts=max(10, opts.signers + 1)
+        block_time=opts.block_time_s, gas_limit=opts.block_gas_limit, accounts=max(10, opts.signers + 1)
     )
     try:
         return _run(dbs, opts, node)
@@ -187,15 +191,16 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
         if any(t.is_alive() for t in threads):
             errors.append("a worker thread did not stop within 120 s of the end of the drain")
 
-        result = _figures(url, w3, start_block, start_wall)
+        result = _figures(url, w3, start_block, start_wall, opts.block_time_s)
         result.update(
             {
                 "requests": opts.requests,
                 "signers": opts.signers,
                 "settings": settings,
                 "worker": {"poll_seconds": opts.poll_seconds, "min_cycle_seconds": 0.5},
-                "block_gas_limit": BLOCK_GAS_LIMIT,
-                "block_time_s": BLOCK_TIME_S,
+                "scenario": opts.label,
+                "block_gas_limit": opts.block_gas_limit,
+                "block_time_s": opts.block_time_s,
                 "timeout_s": opts.timeout_s,
                 "timed_out": timed_out,
                 "partial": timed_out or bool(errors) or result["mints"] < opts.requests,
@@ -211,7 +216,7 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
         dbs.drop(url)
 
 
-def _figures(url: str, w3: Any, start_block: int, start_wall: float) -> dict[str, Any]:
+def _figures(url: str, w3: Any, start_block: int, start_wall: float, block_time_s: int) -> dict[str, Any]:
     with db.connect(url) as conn:
         batches = conn.execute(
             "SELECT block_number, gas_used, mint_count, signer_address FROM batch_mints"
@@ -242,13 +247,17 @@ def _figures(url: str, w3: Any, start_block: int, start_wall: float) -> dict[str
     t_first, t_last = int(blocks[0]["timestamp"]), int(blocks[-1]["timestamp"])
     n_blocks = len(blocks)
     # Each block stands for one block interval; the interval is measured, not assumed.
-    interval = (t_last - t_first) / (n_blocks - 1) if n_blocks > 1 else float(BLOCK_TIME_S)
+    interval = (t_last - t_first) / (n_blocks - 1) if n_blocks > 1 else float(block_time_s)
     window_s = n_blocks * interval
     blocks_per_minute = 60 / interval
     gas_limit = statistics.mean(int(b["gasLimit"]) for b in blocks)
     mints_per_minute = mints / window_s * 60
     capacity = gas_limit / gas_per_mint * blocks_per_minute
     sizes = sorted(int(b["mint_count"]) for b in batches)
+    # Saturated: from the first block that carried a batch of ours to the one before the last
+    # (the queue's remainder); fullness is gas used against the block gas limit, the baseline.
+    saturated = blocks[:-1] if n_blocks > 1 else blocks
+    fullness = sum(int(b["gasUsed"]) for b in saturated) / sum(int(b["gasLimit"]) for b in saturated)
     per_block: dict[int, int] = {}
     for b in batches:
         per_block[int(b["block_number"])] = per_block.get(int(b["block_number"]), 0) + 1
@@ -262,6 +271,8 @@ def _figures(url: str, w3: Any, start_block: int, start_wall: float) -> dict[str
             "batches": len(batches),
             "batch_size": {"min": sizes[0], "median": statistics.median(sizes), "max": sizes[-1]},
             "batches_per_block_max": max(per_block.values()),
+            "block_fullness_saturated": round(fullness, 4),
+            "block_fullness_per_block": [round(int(b["gasUsed"]) / int(b["gasLimit"]), 3) for b in blocks],
             "blocks": {
                 "first": first,
                 "last": last,
@@ -306,7 +317,7 @@ def _chart(samples: list[dict[str, float]], opts: DrainOptions, result: dict[str
     ax.set_ylabel("requests")
     rate = result.get("mints_per_minute")
     ratio = result.get("capacity_ratio")
-    title = f"mintq drain: {opts.requests:,} requests, {opts.signers} signer(s)"
+    title = f"mintq drain ({opts.label}): {opts.requests:,} requests, {opts.signers} signer(s)"
     if rate is not None and ratio is not None:
         title += f" - {rate:,} mints/min, {ratio:.0%} of chain capacity"
     ax.set_title(title, fontsize=10)

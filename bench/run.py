@@ -32,11 +32,12 @@ from bench import api, coldstart, drain, local_api, pgbench, retention
 from bench.common import ROOT, Databases, log, machine
 from devstack import anvil
 
-SECTIONS = ("drain", "enqueue", "pgbench", "local_api", "status", "retention", "coldstart")
+SECTIONS = ("drain", "drain_base", "enqueue", "pgbench", "local_api", "status", "retention", "coldstart")
 RESULTS = ROOT / "bench" / "results"
 
 QUICK = {
     "drain_requests": 3000,
+    "base_requests": 8000,
     "pending_rows": 100_000,
     "history_rows": 500_000,
     "enqueue_requests": 1000,
@@ -69,11 +70,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument(
         "--batch-gas-target",
         type=int,
-        default=14_000_000,
-        help="system setting batch_gas_target (default 14000000: two batches with 10%% gas headroom per 30M block)",
+        default=15_000_000,
+        help="system setting batch_gas_target (default 15000000: a 30M block splits into two batches)",
     )
     g.add_argument(
-        "--max-inflight", type=int, default=6, help="system setting max_inflight_batches (default 6)"
+        "--max-inflight",
+        type=int,
+        default=32,
+        help="system setting max_inflight_batches, an upper bound on the window the worker derives"
+        " from the block gas limit (default 32)",
+    )
+    g.add_argument(
+        "--base-requests",
+        type=int,
+        default=30_000,
+        help="requests to drain on the Base-sized chain (150M gas, 2-s blocks; default 30000)",
     )
     g.add_argument(
         "--poll-seconds",
@@ -143,16 +154,22 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 # --- sections -------------------------------------------------------------------------
 
 
-def run_drain(args: argparse.Namespace, dbs: Databases, stamp: str) -> dict[str, Any]:
+def run_drain(args: argparse.Namespace, dbs: Databases, stamp: str, *, base: bool = False) -> dict[str, Any]:
+    chain = (
+        {"block_gas_limit": 150_000_000, "block_time_s": 2, "label": "Base-sized: 150M gas, 2-s blocks"}
+        if base
+        else {}
+    )
     opts = drain.DrainOptions(
-        requests=args.drain_requests,
+        **chain,  # type: ignore[arg-type]
+        requests=args.base_requests if base else args.drain_requests,
         signers=args.signers,
         timeout_s=args.drain_timeout,
         max_batch_size=args.max_batch_size,
         batch_gas_target=args.batch_gas_target,
         max_inflight_batches=args.max_inflight,
         poll_seconds=args.poll_seconds,
-        chart_path=args.out_dir / f"drain-{stamp}.png",
+        chart_path=args.out_dir / f"drain{'-base' if base else ''}-{stamp}.png",
     )
     result = drain.run(dbs, opts)
     if result.get("chart"):
@@ -252,16 +269,23 @@ def _fmt(value: float | None, spec: str = ",.0f", suffix: str = "") -> str:
 def table_rows(result: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     s = result["sections"]
-    d = s.get("drain")
+    for name, fullness_target in (("drain", 0.97), ("drain_base", 0.90)):
+        rows.extend(_drain_rows(name, s.get(name), fullness_target))
+    return rows + _other_rows(s)
+
+
+def _drain_rows(name: str, d: dict[str, Any] | None, fullness_target: float) -> list[Row]:
+    rows: list[Row] = []
+    section = "drain" if name == "drain" else "drain (Base-sized)"
     if d and "error" not in d:
         partial = " (partial)" if d.get("partial") else ""
-        rows.append(("drain", f"requests confirmed{partial}", f"{d['mints']:,} / {d['requests']:,}", "", ""))
+        rows.append((section, f"requests confirmed{partial}", f"{d['mints']:,} / {d['requests']:,}", "", ""))
         ratio = d.get("capacity_ratio")
-        rows.append(("drain", "confirmed mints per minute", _fmt(d.get("mints_per_minute")), "", ""))
-        rows.append(("drain", "chain capacity per minute", _fmt(d.get("chain_capacity_per_minute")), "", ""))
+        rows.append((section, "confirmed mints per minute", _fmt(d.get("mints_per_minute")), "", ""))
+        rows.append((section, "chain capacity per minute", _fmt(d.get("chain_capacity_per_minute")), "", ""))
         rows.append(
             (
-                "drain",
+                section,
                 "share of chain capacity",
                 _fmt(ratio, ".1%"),
                 ">= 90%",
@@ -272,7 +296,7 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
         gpm = d.get("gas_per_mint")
         rows.append(
             (
-                "drain",
+                section,
                 f"gas per mint (median batch {_fmt(median_batch)})",
                 _fmt(gpm, ",.1f"),
                 "<= 25,300 at batches >= 200",
@@ -282,13 +306,28 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
         lat = d.get("latency_s") or {}
         rows.append(
             (
-                "drain",
+                section,
                 "enqueue->confirmed p50 / p99",
                 f"{_fmt(lat.get('p50'), '.1f')} / {_fmt(lat.get('p99'), '.1f')} s",
                 "",
                 "",
             )
         )
+        full = d.get("block_fullness_saturated")
+        rows.append(
+            (
+                section,
+                "blocks full while saturated (gas used / block gas limit)",
+                _fmt(full, ".1%"),
+                f">= {fullness_target:.0%}",
+                _verdict(None if full is None else full >= fullness_target),
+            )
+        )
+    return rows
+
+
+def _other_rows(s: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
     e = s.get("enqueue")
     if e and "error" not in e:
         for level, label in (("empty", "empty queue"), ("deep", f"{e['deep']['pending_before']:,} pending")):
@@ -446,6 +485,8 @@ def main(argv: list[str]) -> int:
     try:
         if "drain" in args.sections:
             _section(result, "drain", lambda: run_drain(args, dbs, stamp))
+        if "drain_base" in args.sections:
+            _section(result, "drain_base", lambda: run_drain(args, dbs, stamp, base=True))
         api_sections = [s for s in ("enqueue", "status") if s in args.sections]
         if api_sections:
             shared: dict[str, Any] = {}

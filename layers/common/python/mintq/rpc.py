@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from web3 import HTTPProvider, Web3
+from web3.types import RPCEndpoint
 
 from mintq.deadlines import Deadline
 
@@ -22,7 +23,14 @@ DEFAULT_TIMEOUT = 10.0
 
 class DeadlineHTTPProvider(HTTPProvider):
     def __init__(self, rpc_url: str, *, timeout: float = DEFAULT_TIMEOUT, deadline: Deadline) -> None:
-        super().__init__(rpc_url, exception_retry_configuration=None)
+        # eth_chainId is cached: web3's validation middleware asks it before every eth_call and
+        # eth_estimateGas, a second round trip each; a node's chain id does not change under it.
+        super().__init__(
+            rpc_url,
+            exception_retry_configuration=None,
+            cache_allowed_requests=True,
+            cacheable_requests={RPCEndpoint("eth_chainId")},
+        )
         self.timeout = timeout
         self.deadline = deadline
 
