@@ -254,9 +254,11 @@ def _figures(url: str, w3: Any, start_block: int, start_wall: float, block_time_
     mints_per_minute = mints / window_s * 60
     capacity = gas_limit / gas_per_mint * blocks_per_minute
     sizes = sorted(int(b["mint_count"]) for b in batches)
-    # Saturated: from the first block that carried a batch of ours to the one before the last
-    # (the queue's remainder); fullness is gas used against the block gas limit, the baseline.
-    saturated = blocks[:-1] if n_blocks > 1 else blocks
+    # Saturated: from the first block that carried a batch of ours to the last that carried a
+    # full-sized one (a smaller batch is the queue's remainder: nothing was left to claim);
+    # fullness is gas used against the block gas limit, the baseline.
+    last_full = max(int(b["block_number"]) for b in batches if int(b["mint_count"]) == sizes[-1])
+    saturated = blocks[: last_full - first + 1]
     fullness = sum(int(b["gasUsed"]) for b in saturated) / sum(int(b["gasLimit"]) for b in saturated)
     per_block: dict[int, int] = {}
     for b in batches:
