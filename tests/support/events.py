@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -68,24 +67,36 @@ def invoke(function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any], d
 def concurrently(
     database_url: str, monkeypatch: pytest.MonkeyPatch, calls: list[Callable[[], Any]]
 ) -> list[Any]:
-    """Run ``calls`` at once, each thread with its own database connection as each Lambda
-    execution environment has its own ``db.shared_connection()``; the answers in call order."""
+    """Run ``calls`` at once, each in a forked process of its own, and return their answers in
+    call order: like Lambda, one execution environment (and one database connection) per
+    concurrent request. Threads would share one Powertools resolver, whose current event is a
+    class attribute: under load a thread could answer with another request's event."""
+    import multiprocessing
+
     from mintq import db
-    from tests.support.chain import run_threads
 
-    local = threading.local()
-    opened: list[Any] = []
+    monkeypatch.setenv("MINTQ_DATABASE_URL", database_url)
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(len(calls))
+    results = ctx.Queue()
+    db.close_shared_connection()  # a child must open its own, never write on an inherited socket
 
-    def per_thread() -> Any:
-        if getattr(local, "conn", None) is None:
-            local.conn = db.connect(database_url)
-            opened.append(local.conn)
-        return local.conn
-
-    with monkeypatch.context() as patch:
-        patch.setattr(db, "shared_connection", per_thread)
+    def child(i: int) -> None:
         try:
-            return run_threads(calls)
-        finally:
-            for c in opened:
-                c.close()
+            db.shared_connection()  # connected before the barrier: every request is in at once
+            start.wait(timeout=60)
+            results.put((i, calls[i]()))
+        except BaseException as exc:  # reported, not lost: the parent fails the test with it
+            results.put((i, (599, {"exception": repr(exc)}, {})))
+
+    processes = [ctx.Process(target=child, args=(i,)) for i in range(len(calls))]
+    for p in processes:
+        p.start()
+    try:
+        answers = dict(results.get(timeout=180) for _ in processes)
+    finally:
+        for p in processes:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.kill()
+    return [answers[i] for i in range(len(calls))]
