@@ -83,7 +83,13 @@ def test_status_reports_counts_recent_batches_and_live_settings(database_url: st
     assert body["batchInterval"] == 7
     assert body["maxBatchSize"] == 120
     # No batch has confirmed: no measured rate, and the nominal estimate for the 4th in line.
-    assert body["throughput"] == {"mintsPerSecond": None, "confirmSeconds": None, "windowSeconds": 300}
+    assert body["throughput"] == {
+        "mintsPerSecond": None,
+        "confirmSeconds": None,
+        "mintsPerBatch": None,
+        "batchPeriodSeconds": None,
+        "windowSeconds": 300,
+    }
     assert body["estimatedWaitSeconds"] == 7
     stats = body["stats"]
     assert stats["pending_count"] == 3

@@ -68,17 +68,27 @@ def test_confirmed_batches_set_the_rate_and_every_answer_uses_it(
 ) -> None:
     set_setting("max_batch_size", 2)
     set_setting("batch_interval_seconds", 60)  # the nominal estimate would say minutes
-    # 16 mints confirmed in the 8 s after the first confirmation: 2 mints/s; broadcast to
-    # receipt took 1 s and 2 s: 1.5 s per batch.
+    # 16 mints confirmed in the 8 s after the first confirmation: 2 mints/s; batches of up to
+    # 16 leave every 8 s; broadcast to receipt took 1 s and 2 s: 1.5 s per batch.
     finish_batches(conn, [(4, 9, 8), (16, 2, 0)])
     first, second, third = (enqueue(ALICE) for _ in range(3))
-    # position / rate + one confirmation: 1/2 + 1.5, 2/2 + 1.5, 3/2 + 1.5, rounded up
-    assert [a["estimatedWaitSeconds"] for a in (first, second, third)] == [2, 3, 3]
+    # All three ride the next batch: half a period on average, then its receipt: 4 + 1.5.
+    assert [a["estimatedWaitSeconds"] for a in (first, second, third)] == [6, 6, 6]
     path = f"/queue/item/{third['queueId']}"
-    assert get(path, "/queue/item/{queueId}", {"queueId": third["queueId"]})["estimatedWaitSeconds"] == 3
+    assert get(path, "/queue/item/{queueId}", {"queueId": third["queueId"]})["estimatedWaitSeconds"] == 6
     status = get("/queue/status", "/queue/status")
-    assert status["throughput"] == {"mintsPerSecond": 2.0, "confirmSeconds": 1.5, "windowSeconds": 300}
-    assert status["estimatedWaitSeconds"] == 4  # the 4th in line: 4/2 + 1.5
+    assert status["throughput"] == {
+        "mintsPerSecond": 2.0,
+        "confirmSeconds": 1.5,
+        "mintsPerBatch": 16,
+        "batchPeriodSeconds": 8.0,
+        "windowSeconds": 300,
+    }
+    assert status["estimatedWaitSeconds"] == 6  # the 4th in line, in the same batch
+    for n in range(13):
+        enqueue(f"0x{n + 1:040x}")  # other payers (each payer may have 10 pending)
+    # The 17th in line rides the second batch: 1.5 periods and a receipt, 12 + 1.5.
+    assert enqueue(BOB)["estimatedWaitSeconds"] == 14
 
 
 def test_reverted_batches_do_not_count_and_old_history_falls_back_to_nominal(
@@ -89,9 +99,9 @@ def test_reverted_batches_do_not_count_and_old_history_falls_back_to_nominal(
     finish_batches(conn, [(50, 11, 10), (50, 2, 1)], status="failed")
     assert enqueue(ALICE)["estimatedWaitSeconds"] == 30
     finish_batches(conn, [(10, 5, 4), (10, 2, 0)])
-    # 10 mints in the 4 s after the first confirmation (2.5/s), 1.5 s per confirmation;
-    # Bob is 2nd in line: 2/2.5 + 1.5 = 2.3, rounded up.
-    assert enqueue(BOB)["estimatedWaitSeconds"] == 3
+    # Batches of 10 every 4 s (the reverted ones are not counted), 1.5 s per confirmation;
+    # Bob is 2nd in line, in the next batch: 4 / 2 + 1.5 = 3.5, rounded up.
+    assert enqueue(BOB)["estimatedWaitSeconds"] == 4
     # Five minutes without a confirmation: the measurement is stale, the nominal estimate is back.
     conn.execute("UPDATE mint_throughput SET measured_at = now() - interval '301 seconds'")
     assert enqueue(BOB)["estimatedWaitSeconds"] == 30
@@ -105,10 +115,14 @@ def test_a_steady_cadence_measures_batch_size_over_period_whatever_the_count(
     finish_batches(conn, [(5, 31, 30), (5, 21, 20)])
     assert conn.execute("SELECT mints_per_second FROM mint_throughput").fetchone()["mints_per_second"] == 0.5
     finish_batches(conn, [(5, 11, 10), (5, 1, 0)])
-    row = conn.execute("SELECT mints_per_second, confirm_seconds FROM mint_throughput").fetchone()
+    row = conn.execute(
+        "SELECT mints_per_second, confirm_seconds, mints_per_batch, batch_period_seconds FROM mint_throughput"
+    ).fetchone()
     # The first two were recorded a moment earlier, so their "30 s ago" is slightly more.
     assert abs(row["mints_per_second"] - 0.5) < 0.01
     assert abs(row["confirm_seconds"] - 1.0) < 0.01
+    assert row["mints_per_batch"] == 5
+    assert abs(row["batch_period_seconds"] - 10.0) < 0.1
 
 
 def test_a_confirmation_never_waits_for_another_worker_holding_the_measurement(

@@ -78,7 +78,8 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     ),
     "mint_throughput": (
         {"SELECT"},
-        {"SELECT"} | cols("UPDATE", "mints_per_second confirm_seconds measured_at"),
+        {"SELECT"}
+        | cols("UPDATE", "mints_per_second confirm_seconds mints_per_batch batch_period_seconds measured_at"),
     ),
     # views
     "queue_stats": ({"SELECT"}, {"SELECT"}),

@@ -149,6 +149,12 @@ class Throughput(BaseModel):
         description="Measured over the window; null before two batches"
     )
     confirmSeconds: int | float | None = Field(description="A batch's mean time from broadcast to receipt")
+    mintsPerBatch: int | float | None = Field(
+        description="The largest batch confirmed in the window; null before two batches"
+    )
+    batchPeriodSeconds: int | float | None = Field(
+        description="Mean time between two batch confirmations in the window; null before two batches"
+    )
     windowSeconds: int | float
 
 

@@ -253,6 +253,8 @@ def status(conn: db.Conn) -> dict[str, Any]:
         "throughput": {
             "mintsPerSecond": throughput.mints_per_second if throughput else None,
             "confirmSeconds": throughput.confirm_seconds if throughput else None,
+            "mintsPerBatch": throughput.mints_per_batch if throughput else None,
+            "batchPeriodSeconds": throughput.batch_period_seconds if throughput else None,
             "windowSeconds": _number(float(measured.get("window_seconds") or 300)),
         },
         "estimatedWaitSeconds": estimate(int(stats.get("pending_count") or 0) + 1, settings, throughput),

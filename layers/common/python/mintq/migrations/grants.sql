@@ -58,7 +58,7 @@ GRANT UPDATE (code, reason, since, last_seen_at) ON worker_refusals TO mintq_wor
 -- The measured throughput (0012) is rewritten by a trigger in the worker's own transaction
 -- as each batch confirms; the wait estimates read it.
 GRANT SELECT ON mint_throughput TO mintq_worker;
-GRANT UPDATE (mints_per_second, confirm_seconds, measured_at) ON mint_throughput TO mintq_worker;
+GRANT UPDATE (mints_per_second, confirm_seconds, mints_per_batch, batch_period_seconds, measured_at) ON mint_throughput TO mintq_worker;
 GRANT UPDATE (status, batch_id, retry_count, error_message, processed_at, mint_tx_hash)
     ON mint_queue TO mintq_worker;
 -- A reconciled payment's mint (enqueue_paid_request), as the request would have queued it.

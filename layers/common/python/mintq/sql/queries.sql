@@ -7,7 +7,8 @@
 -- count: one round trip (migration 0006 says why this is a function; the throughput is one
 -- row the worker keeps, migration 0012).
 SELECT e.id, e.queue_position, e.created_at, e.payer_pending, e.max_pending, e.max_batch_size,
-       e.batch_interval_seconds, e.api_closed, t.mints_per_second, t.confirm_seconds
+       e.batch_interval_seconds, e.api_closed, t.mints_per_second, t.confirm_seconds,
+       t.mints_per_batch, t.batch_period_seconds
   FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s) e
   LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds);
 
@@ -26,12 +27,17 @@ SELECT id, batch_tx_hash, mint_count, status, nonce, created_at, sent_at, confir
  LIMIT %(limit)s;
 
 -- name: measured_throughput
--- Mints confirmed per second and one batch's broadcast-to-receipt time over the recent
--- window (migration 0012); NULLs when no batch confirmed within it.
+-- Over the recent window (migrations 0012, 0015): mints confirmed per second, one batch's
+-- broadcast-to-receipt time, the largest batch and the mean time between two confirmations;
+-- NULLs when no batch confirmed within it.
 SELECT CASE WHEN measured_at > now() - make_interval(secs => window_seconds)
             THEN mints_per_second END AS mints_per_second,
        CASE WHEN measured_at > now() - make_interval(secs => window_seconds)
             THEN confirm_seconds END AS confirm_seconds,
+       CASE WHEN measured_at > now() - make_interval(secs => window_seconds)
+            THEN mints_per_batch END AS mints_per_batch,
+       CASE WHEN measured_at > now() - make_interval(secs => window_seconds)
+            THEN batch_period_seconds END AS batch_period_seconds,
        window_seconds
   FROM mint_throughput;
 
@@ -439,7 +445,8 @@ WITH s AS (
     RETURNING id, enqueue_position
 )
 SELECT inserted.id, inserted.enqueue_position AS queue_position, s.max_batch_size,
-       s.batch_interval_seconds, t.mints_per_second, t.confirm_seconds
+       s.batch_interval_seconds, t.mints_per_second, t.confirm_seconds, t.mints_per_batch,
+       t.batch_period_seconds
   FROM inserted CROSS JOIN s
   LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds);
 
@@ -451,7 +458,7 @@ SELECT m.id, m.payer_address, m.payment_type,
        (SELECT value FROM system_settings WHERE key = 'max_batch_size') AS max_batch_size,
        (SELECT value FROM system_settings WHERE key = 'batch_interval_seconds')
          AS batch_interval_seconds,
-       t.mints_per_second, t.confirm_seconds
+       t.mints_per_second, t.confirm_seconds, t.mints_per_batch, t.batch_period_seconds
   FROM mint_queue m
   LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds)
  WHERE m.id = %(queue_id)s;
