@@ -32,7 +32,7 @@ from x402.schemas.v1 import PaymentPayloadV1
 
 from devstack import anvil, contracts
 from devstack.facilitator import Facilitator, install_multicall3, register_local_v1_network
-from mintq import chain, config, db, payment_reconciler, payments, signer, x402, x402_reasons
+from mintq import chain, config, db, payment_reconciler, payments, signer, x402_facilitator, x402_reasons
 from mintq.worker.loop import Worker
 from tests.support.chain import AMOUNT, MINTER_KEY, ChainEnv
 from tests.support.events import concurrently, http_event, invoke
@@ -113,10 +113,10 @@ def _deploy_stack(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     config.reset()
-    x402.reset()
+    x402_facilitator.reset()
     yield Stack(w3, usdc, token, pay_to, network, fac, database_url, chain_env)
     fac.close()
-    x402.reset()
+    x402_facilitator.reset()
     config.reset()
 
 
@@ -363,16 +363,23 @@ def _tampered(account: LocalAccount, stack: Stack, **changes: Any) -> dict[str, 
 
 def test_malformed_headers_and_unknown_versions_or_schemes_are_refused(stack: Stack, conn: Any) -> None:
     account = stack.payer()
-    _assert_refused(stack, conn, {"PAYMENT-SIGNATURE": "not base64 at all!"}, x402.INVALID_PAYLOAD)
-    _assert_refused(stack, conn, {"X-PAYMENT": base64.b64encode(b"[1,2]").decode()}, x402.INVALID_PAYLOAD)
+    _assert_refused(stack, conn, {"PAYMENT-SIGNATURE": "not base64 at all!"}, x402_reasons.INVALID_PAYLOAD)
+    _assert_refused(
+        stack, conn, {"X-PAYMENT": base64.b64encode(b"[1,2]").decode()}, x402_reasons.INVALID_PAYLOAD
+    )
     deep = base64.b64encode(b"[" * 5000 + b"]" * 5000).decode()  # deeper than the parser recurses
-    _assert_refused(stack, conn, {"PAYMENT-SIGNATURE": deep}, x402.INVALID_PAYLOAD)
-    _assert_refused(stack, conn, v2_header(_tampered(account, stack, x402Version=3)), x402.INVALID_VERSION)
+    _assert_refused(stack, conn, {"PAYMENT-SIGNATURE": deep}, x402_reasons.INVALID_PAYLOAD)
+    _assert_refused(
+        stack, conn, v2_header(_tampered(account, stack, x402Version=3)), x402_reasons.INVALID_VERSION
+    )
     _assert_refused(
         stack, conn, v2_header(_tampered(account, stack, accepted__scheme="upto")), "unsupported_scheme"
     )
     _assert_refused(
-        stack, conn, v2_header(_tampered(account, stack, payload__signature="nope")), x402.INVALID_PAYLOAD
+        stack,
+        conn,
+        v2_header(_tampered(account, stack, payload__signature="nope")),
+        x402_reasons.INVALID_PAYLOAD,
     )
 
 
@@ -441,41 +448,41 @@ def test_wrong_network_asset_recipient_or_amount_are_refused(stack: Stack, conn:
         stack,
         conn,
         v2_header(_tampered(account, stack, accepted__network="eip155:8453")),
-        x402.INVALID_NETWORK,
+        x402_reasons.INVALID_NETWORK,
     )
     other_asset = Account.create().address
     _assert_refused(
         stack,
         conn,
         v2_header(_tampered(account, stack, accepted__asset=other_asset)),
-        x402.INVALID_REQUIREMENTS,
+        x402_reasons.INVALID_REQUIREMENTS,
     )
     required, _ = challenge()
     required.accepts[0].pay_to = Account.create().address
-    _assert_refused(stack, conn, v2_header(pay_v2(account, stack, required)), x402.RECIPIENT_MISMATCH)
+    _assert_refused(stack, conn, v2_header(pay_v2(account, stack, required)), x402_reasons.RECIPIENT_MISMATCH)
     required, _ = challenge()
     required.accepts[0].amount = str(PRICE - 1)
-    _assert_refused(stack, conn, v2_header(pay_v2(account, stack, required)), x402.VALUE_MISMATCH)
+    _assert_refused(stack, conn, v2_header(pay_v2(account, stack, required)), x402_reasons.VALUE_MISMATCH)
 
 
 def test_expired_and_not_yet_valid_authorizations_are_refused(stack: Stack, conn: Any) -> None:
     account = stack.payer()
     required, _ = challenge()
     required.accepts[0].max_timeout_seconds = 1
-    _assert_refused(stack, conn, v2_header(pay_v2(account, stack, required)), x402.VALID_BEFORE)
+    _assert_refused(stack, conn, v2_header(pay_v2(account, stack, required)), x402_reasons.VALID_BEFORE)
     future = str(int(time.time()) + 3600)
     _assert_refused(
         stack,
         conn,
         v2_header(_tampered(account, stack, payload__authorization__validAfter=future)),
-        x402.VALID_AFTER,
+        x402_reasons.VALID_AFTER,
     )
     # Signed, but valid until after any time the payments table can hold: refused, never a 5xx.
     _assert_refused(
         stack,
         conn,
         v2_header(_tampered(account, stack, payload__authorization__validBefore=str(2**64))),
-        x402.VALID_BEFORE,
+        x402_reasons.VALID_BEFORE,
     )
 
 
@@ -487,7 +494,10 @@ def test_bad_signature_insufficient_balance_and_used_nonce_are_refused_by_the_fa
     signature = good["payload"]["signature"]
     forged = signature[:-4] + ("00" if signature[-4:-2] != "00" else "11") + signature[-2:]
     _assert_refused(
-        stack, conn, v2_header(_tampered(account, stack, payload__signature=forged)), x402.INVALID_SIGNATURE
+        stack,
+        conn,
+        v2_header(_tampered(account, stack, payload__signature=forged)),
+        x402_reasons.INVALID_SIGNATURE,
     )
 
     broke = stack.payer(funded=PRICE - 1)
@@ -500,8 +510,8 @@ def test_bad_signature_insufficient_balance_and_used_nonce_are_refused_by_the_fa
         stack.w3, transfer_with_authorization(stack, auth, payload.payload["signature"]), DEPLOYER_KEY
     )
     status, body, got = post_mint(v2_header(payload))
-    assert status == 402 and body["error"] == x402_reasons.v1_name(x402.NONCE_USED), body
-    assert decode_payment_response_header(got["PAYMENT-RESPONSE"]).error_reason == x402.NONCE_USED
+    assert status == 402 and body["error"] == x402_reasons.v1_name(x402_reasons.NONCE_USED), body
+    assert decode_payment_response_header(got["PAYMENT-RESPONSE"]).error_reason == x402_reasons.NONCE_USED
     assert rows(conn, "mint_queue") == []
 
 
@@ -532,21 +542,21 @@ def test_facilitator_down_is_a_503_with_retry_after_and_charges_nothing(stack: S
     assert rows(conn, "payments") == [] and stack.usdc_balance(account.address) == 10 * PRICE
     # Unreachable (nothing listening) is the same answer, never a 402.
     stack.facilitator.mode = "up"
-    x402.reset()
+    x402_facilitator.reset()
     closed_port = Facilitator(
         rpc_url=stack.chain_env.rpc_url, private_key=FACILITATOR_KEY, network=stack.network
     )
     dead_url = closed_port.url
     closed_port.close()
-    real = x402._facilitators
-    x402._facilitators = {
-        stack.facilitator.url: x402.Facilitator(dead_url, verify_timeout=2, settle_timeout=2)
+    real = x402_facilitator._facilitators
+    x402_facilitator._facilitators = {
+        stack.facilitator.url: x402_facilitator.Facilitator(dead_url, verify_timeout=2, settle_timeout=2)
     }
     try:
         status, body, _ = post_mint(headers)
         assert (status, body["error"]["code"]) == (503, "facilitator_unavailable")
     finally:
-        x402._facilitators = real
+        x402_facilitator._facilitators = real
     # Back up: the very same payment goes through.
     status, body, _ = post_mint(headers)
     assert status == 202 and body["paymentStatus"] == "settled"
@@ -591,7 +601,7 @@ def test_a_settle_call_that_times_out_after_broadcasting_is_reconciled_without_i
 ) -> None:
     monkeypatch.setenv("MINTQ_X402_SETTLE_TIMEOUT_SECONDS", "1")
     config.reset()
-    x402.reset()
+    x402_facilitator.reset()
     account = stack.payer()
     stack.facilitator.mode = "settle_hang"
     stack.facilitator.hang_seconds = 3

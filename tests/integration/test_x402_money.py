@@ -21,7 +21,7 @@ from x402.http import encode_payment_signature_header
 
 from devstack import contracts
 from devstack.lambdas import FakeContext, load_handler
-from mintq import config, controls, payments, x402
+from mintq import config, controls, payments, x402_facilitator, x402_payment
 from tests.integration.test_x402 import (
     PRICE,
     Stack,
@@ -58,8 +58,8 @@ def valid_before(headers: dict[str, str]) -> int:
 
 
 def clock_at(monkeypatch: pytest.MonkeyPatch, unix_seconds: float) -> None:
-    """The clock ``x402.check_terms`` reads, moved (the facilitator and chain keep theirs)."""
-    monkeypatch.setattr(x402, "time", SimpleNamespace(time=lambda: unix_seconds))
+    """The clock ``x402_payment.check_terms`` reads, moved (the facilitator and chain keep theirs)."""
+    monkeypatch.setattr(x402_payment, "time", SimpleNamespace(time=lambda: unix_seconds))
 
 
 def item(queue_id: str) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def item(queue_id: str) -> dict[str, Any]:
 def through_slow_facilitator(stack: Stack, monkeypatch: pytest.MonkeyPatch, slow: SlowHttp) -> None:
     monkeypatch.setenv("MINTQ_X402_FACILITATOR_URL", slow.url)
     config.reset()
-    x402.reset()
+    x402_facilitator.reset()
 
 
 # --- 1. a known payment always gets its first answer ------------------------------------------

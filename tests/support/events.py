@@ -82,11 +82,11 @@ def concurrently(
     db.close_shared_connection()  # a child must open its own, never write on an inherited socket
 
     def child(i: int) -> None:
-        from mintq import supply, x402
+        from mintq import rpc, x402_facilitator
 
         # Keep-alive sockets opened by the parent's HTTP clients are not this process's to use.
-        supply._rpc_client = None
-        x402._facilitators.clear()
+        rpc.forget_clients()
+        x402_facilitator.forget_clients()
         try:
             db.shared_connection()  # connected before the barrier: every request is in at once
             start.wait(timeout=60)

@@ -24,7 +24,7 @@ from x402.http import encode_payment_signature_header
 from x402.mechanisms.evm.exact import ExactEvmClientScheme
 from x402.mechanisms.evm.signers import EthAccountSigner
 
-from mintq import config, errors, x402
+from mintq import config, errors, x402_challenge, x402_facilitator, x402_payment
 from tests.support.x402_env import NETWORK, x402_mode
 
 REGION = "us-east-1"
@@ -59,12 +59,12 @@ def cdp_key(monkeypatch: pytest.MonkeyPatch) -> Iterator[ec.EllipticCurvePrivate
     parameters.clear_caches()
 
 
-def _payment(cfg: config.X402Config) -> tuple[x402.Payment, x402.Challenge]:
-    challenge = x402.challenge(cfg, "https://mint.example/mint")
+def _payment(cfg: config.X402Config) -> tuple[x402_payment.Payment, x402_challenge.Challenge]:
+    challenge = x402_challenge.challenge(cfg, "https://mint.example/mint")
     client = x402ClientSync()
     client.register(NETWORK, ExactEvmClientScheme(EthAccountSigner(Account.create())))
     payload = client.create_payment_payload(challenge.v2)
-    return x402.decode(encode_payment_signature_header(payload), challenge), challenge
+    return x402_payment.decode(encode_payment_signature_header(payload)), challenge
 
 
 def test_every_cdp_call_carries_a_fresh_jwt_for_exactly_that_endpoint(
@@ -85,11 +85,11 @@ def test_every_cdp_call_carries_a_fresh_jwt_for_exactly_that_endpoint(
             200, json={"success": True, "transaction": TX, "network": NETWORK, "payer": payer}
         )
 
-    facilitator = x402.Facilitator(
+    facilitator = x402_facilitator.Facilitator(
         cfg.facilitator_url,
         verify_timeout=2,
         settle_timeout=2,
-        auth_headers=x402.cdp_auth_headers(cfg),
+        auth_headers=x402_facilitator.cdp_auth_headers(cfg),
         transport=httpx.MockTransport(cdp),
     )
     payment, challenge = _payment(cfg)
@@ -116,7 +116,7 @@ def test_cdp_keys_are_never_sent_to_another_facilitator(
     cfg = config.load().x402
     assert cfg is not None
     with pytest.raises(errors.ConfigurationError, match="only sent to the CDP facilitator"):
-        x402.cdp_auth_headers(cfg)
+        x402_facilitator.cdp_auth_headers(cfg)
 
 
 def test_without_cdp_keys_no_authorization_header_is_sent(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -124,7 +124,7 @@ def test_without_cdp_keys_no_authorization_header_is_sent(monkeypatch: pytest.Mo
     monkeypatch.delenv("MINTQ_X402_CDP_SECRET_ARN", raising=False)
     config.reset()
     cfg = config.load().x402
-    assert cfg is not None and x402.cdp_auth_headers(cfg) is None
+    assert cfg is not None and x402_facilitator.cdp_auth_headers(cfg) is None
     headers: list[httpx.Headers] = []
 
     def public(request: httpx.Request) -> httpx.Response:
@@ -133,7 +133,7 @@ def test_without_cdp_keys_no_authorization_header_is_sent(monkeypatch: pytest.Mo
             200, json={"isValid": False, "invalidReason": "invalid_exact_evm_payload_signature"}
         )
 
-    facilitator = x402.Facilitator(
+    facilitator = x402_facilitator.Facilitator(
         cfg.facilitator_url, verify_timeout=2, settle_timeout=2, transport=httpx.MockTransport(public)
     )
     payment, challenge = _payment(cfg)

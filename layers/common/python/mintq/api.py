@@ -1,14 +1,17 @@
-"""HTTP API: Powertools routers, request models and the one error shape.
+"""HTTP API: the app, ``POST /mint``, the status tables and the one error shape.
 
 Every error body is ``{"success": false, "error": {"code": ..., "message": ...}}``, except
-402, whose body the x402 protocol fixes (``error`` is the code as a string);
-status codes come from the error classes in ``mintq.errors`` by ``HTTP_STATUS``, here only.
+402, whose body the x402 protocol fixes (``error`` is the code as a string). Statuses come
+from here only: an error's from its class by ``HTTP_STATUS``, a mint's from its outcome
+(``mintq.mint_outcomes``) by ``OUTCOME_STATUS``; the outcomes' bodies and headers are
+``mintq.api_mint_answers``'s. The read routes are in ``mintq.api_reads``.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
@@ -16,24 +19,29 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header, Path, Query
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from mintq import api_docs, config, db, errors, metrics, origins, payments, queue, request_body
+from mintq import api_docs, api_mint_answers, config, db, errors, metrics, origins, payments, request_body
+from mintq.api_reads import docs_router, status_router
+from mintq.mint_outcomes import Accepted, MintOutcome, PendingSettlement, Refused, Replayed
 
 logger = Logger(child=True)
 
+__all__ = ["create_app", "docs_router", "enqueue_router", "status_router"]
+
 JSON = "application/json"
+#: Time (s) kept back from the invocation's end to write the outcome and send the answer.
+ANSWER_RESERVE_SECONDS = 1.0
 
 #: The one table from error class to HTTP status: an error takes the status of the nearest
 #: class in its hierarchy listed here; anything else (a worker-only error reaching a request,
-#: a ``ConfigurationError``) is our fault: 500.
+#: a ``ConfigurationError``) is our fault: 500. A 503 carries ``Retry-After``.
 HTTP_STATUS: dict[type[errors.MintqError], int] = {
     errors.InvalidRequest: 400,
     errors.ValidationFailed: 422,
     errors.UnsupportedMediaType: 415,
     errors.PayloadTooLarge: 413,
-    errors.PaymentError: 402,
     errors.NotFound: 404,
     errors.IdempotencyConflict: 409,
     errors.InvalidTransition: 409,
@@ -45,6 +53,17 @@ HTTP_STATUS: dict[type[errors.MintqError], int] = {
     errors.ApiClosed: 503,
     errors.DatabaseError: 503,
     errors.SignerUnavailable: 503,
+}
+#: Seconds a 503's ``Retry-After`` asks the client to wait.
+RETRY_AFTER_SECONDS = 5
+
+#: The status of each outcome of ``payments.accept_mint`` (bodies and headers:
+#: ``mintq.api_mint_answers``). A refused payment is x402's 402, never an error shape.
+OUTCOME_STATUS: dict[type[MintOutcome], int] = {
+    Accepted: 202,
+    Replayed: 202,
+    PendingSettlement: 202,
+    Refused: 402,
 }
 
 
@@ -75,42 +94,31 @@ def error_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response[str]:
+    """The one error shape: ``{"success": false, "error": {"code", "message"}}`` (plus ``extra``)."""
     body = json.dumps({"success": False, "error": {"code": code, "message": message}, **(extra or {})})
     return Response(status_code=status, content_type=JSON, body=body, headers=headers)
 
 
-def payment_required_response(
-    message: str, headers: dict[str, str], x402_fields: dict[str, Any]
-) -> Response[str]:
-    """A 402 is x402's own body: the v1 ``PaymentRequired``, whose ``error`` is a string from
-    v1's list of reasons (v1 clients refuse anything else), left out on a first challenge (v1
-    has no reason for "not paid yet"), with the same ``success`` and a ``message`` beside it."""
-    body = json.dumps({"success": False, "message": message, **x402_fields})
-    return Response(
-        status_code=HTTP_STATUS[errors.PaymentError], content_type=JSON, body=body, headers=headers
-    )
-
-
-def _own_origin() -> str:
-    event = enqueue_router.current_event
-    headers = event.headers
-    host = headers.get("host") or (event.get("requestContext") or {}).get("domainName") or "localhost"
-    proto = headers.get("x-forwarded-proto") or "https"
-    return f"{proto}://{host}"
-
-
-def _resource_url() -> str:
-    return _own_origin() + enqueue_router.current_event.path
-
-
-def _deadline() -> float | None:
-    """When the answer must be ready (``time.monotonic()``): the invocation's remaining time
-    less what writing and sending the answer takes; None without a Lambda context."""
-    context = enqueue_router.lambda_context
-    remaining = getattr(context, "get_remaining_time_in_millis", None)
-    if remaining is None:
-        return None
-    return time.monotonic() + float(remaining()) / 1000 - payments.ANSWER_RESERVE_SECONDS
+def answer_mint(outcome: MintOutcome) -> Response[str]:
+    """``outcome`` as an HTTP answer: status by ``OUTCOME_STATUS``, body and headers by
+    ``api_mint_answers``; logged (and a 202 counted as ``MintRequested``)."""
+    status = OUTCOME_STATUS[type(outcome)]
+    body, headers = api_mint_answers.body_and_headers(outcome)
+    if isinstance(outcome, Refused):
+        code = outcome.reason or "payment_required"
+        logger.info("payment refused", extra={"action": "payment_refused", "code": code})
+    else:
+        metrics.count("MintRequested", 1)
+        logger.info(
+            "request enqueued",
+            extra={
+                "action": "enqueued",
+                "queue_id": body["queueId"],
+                "queue_position": body["queuePosition"],
+                "payment_status": body.get("paymentStatus"),
+            },
+        )
+    return Response(status_code=status, content_type=JSON, body=json.dumps(body), headers=headers or None)
 
 
 # --- enqueue -----------------------------------------------------------------
@@ -122,87 +130,60 @@ _V2 = "x402 v2: base64 JSON `PaymentPayload` (x402 mode)"
 _V1 = "x402 v1: base64 JSON `PaymentPayload` (x402 mode)"
 
 
+def _own_origin() -> str:
+    event = enqueue_router.current_event
+    headers = event.headers
+    host = headers.get("host") or (event.get("requestContext") or {}).get("domainName") or "localhost"
+    proto = headers.get("x-forwarded-proto") or "https"
+    return f"{proto}://{host}"
+
+
+def _deadline() -> float | None:
+    """When the answer must be ready (``time.monotonic()``): the invocation's remaining time
+    less what writing and sending the answer takes; None without a Lambda context."""
+    context = enqueue_router.lambda_context
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if remaining is None:
+        return None
+    return time.monotonic() + float(remaining()) / 1000 - ANSWER_RESERVE_SECONDS
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def payment_header(headers: Mapping[str, str]) -> str | None:
+    """The payment: ``PAYMENT-SIGNATURE`` (x402 v2), else ``X-PAYMENT`` (v1), in any case; None if neither."""
+    return _header(headers, "PAYMENT-SIGNATURE") or _header(headers, "X-PAYMENT")
+
+
 @enqueue_router.post("/mint", **api_docs.POST_MINT)  # type: ignore[untyped-decorator]
 def post_mint(
     request: MintRequest | None = None,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY)] = None,
-    # Read by mintq.payments from the headers; declared so the document names them.
+    # Read by payment_header from the headers; declared so the document names them.
     payment_signature: Annotated[str | None, Header(alias="PAYMENT-SIGNATURE", description=_V2)] = None,
     x_payment: Annotated[str | None, Header(alias="X-PAYMENT", description=_V1)] = None,
 ) -> Response[str]:
     cfg = config.load()
-    origin = enqueue_router.current_event.headers.get("origin")
+    event = enqueue_router.current_event
+    origin = event.headers.get("origin")
     if not origins.may_mint(origin, _own_origin(), cfg.allowed_origins):
         raise errors.OriginNotAllowed(f"pages on {str(origin)[:100]} may not mint (AllowedOrigins)")
-    accepted = payments.accept_mint(
+    outcome = payments.accept_mint(
         db.shared_connection(),
         cfg,
         body_payer=request.payer if request is not None else None,
-        headers=enqueue_router.current_event.headers,
+        payment_header=payment_header(event.headers),
         idempotency_key=idempotency_key,
-        resource_url=_resource_url(),
+        resource_url=_own_origin() + event.path,
         deadline=_deadline(),
     )
-    metrics.count("MintRequested", 1)
-    logger.info(
-        "request enqueued",
-        extra={
-            "action": "enqueued",
-            "queue_id": accepted.queue_id,
-            "queue_position": accepted.queue_position,
-            "payment_status": accepted.body.get("paymentStatus"),
-        },
-    )
-    return Response(
-        status_code=202, content_type=JSON, body=json.dumps(accepted.body), headers=accepted.headers or None
-    )
-
-
-# --- status ------------------------------------------------------------------
-
-status_router = Router()  # type: ignore[no-untyped-call]
-
-
-@status_router.get("/queue/status", **api_docs.GET_STATUS)  # type: ignore[untyped-decorator]
-def get_status() -> dict[str, Any]:
-    return queue.status(db.reader_connection())
-
-
-@status_router.get("/queue/payer/<address>", **api_docs.GET_PAYER)  # type: ignore[untyped-decorator]
-def get_payer(
-    address: Annotated[str, Path(**api_docs.ADDRESS_PARAM)],
-    limit: Annotated[int | None, Query(ge=1, le=queue.PAYER_PAGE_MAX)] = None,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> dict[str, Any]:
-    return queue.payer_requests(
-        db.reader_connection(), address, limit=limit, cursor=cursor, primary=db.primary_fallback()
-    )
-
-
-@status_router.get("/queue/item/<queueId>", **api_docs.GET_ITEM)  # type: ignore[untyped-decorator]
-def get_item(queueId: Annotated[str, Path(**api_docs.QUEUE_ID_PARAM)]) -> dict[str, Any]:
-    return queue.item(db.reader_connection(), queueId, primary=db.primary_fallback())
-
-
-# --- the document ------------------------------------------------------------
-
-docs_router = Router()  # type: ignore[no-untyped-call]
-
-
-@docs_router.get("/openapi.json", include_in_schema=False)  # type: ignore[untyped-decorator]
-def get_openapi() -> Response[str]:
-    from mintq import openapi
-
-    return Response(status_code=200, content_type=JSON, body=openapi.document_json())
-
-
-@docs_router.get("/docs", include_in_schema=False)  # type: ignore[untyped-decorator]
-def get_docs() -> Response[str]:
-    from mintq import openapi
-
-    if (docs_router.current_event.query_string_parameters or {}).get("format") == "json":
-        return get_openapi()  # what Powertools' Swagger page links to as its source
-    return Response(status_code=200, content_type="text/html", body=openapi.swagger_html())
+    return answer_mint(outcome)
 
 
 # --- the app -----------------------------------------------------------------
@@ -236,20 +217,13 @@ def _validation_error(exc: RequestValidationError) -> Response[str]:
 
 def _mintq_error(exc: errors.MintqError) -> Response[str]:
     status = http_status(exc)
-    if status >= 500:
-        logger.exception("request failed", extra={"action": "request_failed", "code": exc.code})
-    if isinstance(exc, errors.PaymentError):
-        from mintq import x402  # only x402 deployments refuse payments
-
-        headers, extra = x402.refusal(exc)
-        logger.info("payment refused", extra={"action": "payment_refused", "code": exc.code})
-        return payment_required_response(exc.message, headers, extra)
-    if status >= 500:
-        # Our fault: the client gets the class's fixed text; the detail (hosts, SQL) stays in the log.
-        message = (type(exc).__doc__ or "internal error").strip()
-        retry = {"Retry-After": "5"} if status == 503 else None
-        return error_response(status, exc.code, message, retry)
-    return error_response(status, exc.code, exc.message)
+    if status < 500:
+        return error_response(status, exc.code, exc.message)
+    logger.exception("request failed", extra={"action": "request_failed", "code": exc.code})
+    # Our fault: the client gets the class's fixed text; the detail (hosts, SQL) stays in the log.
+    message = (type(exc).__doc__ or "internal error").strip()
+    retry = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+    return error_response(status, exc.code, message, retry)
 
 
 def _unexpected(exc: Exception) -> Response[str]:

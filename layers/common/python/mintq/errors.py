@@ -105,32 +105,14 @@ class PayerLimitReached(MintqError):
 # --- payments (x402) -------------------------------------------------------
 
 
-class PaymentError(MintqError):
-    """Payment is required."""
+class PaymentInvalid(MintqError):
+    """The payment was refused; ``code`` is the x402 reason (e.g. invalid_exact_evm_payload_signature).
 
-    code = "payment_required"
+    Raised by the payment's decoding and term checks (``mintq.x402_payment``); the paid mint
+    answers it as a refusal (``mint_outcomes.Refused``), so it never reaches the API as an error."""
 
-    def __init__(
-        self, message: str | None = None, *, challenge: object = None, settlement: object = None
-    ) -> None:
+    def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
-        #: what to pay (``x402.Challenge``), sent again with every 402 so the client can pay anew
-        self.challenge = challenge
-        #: a failed settlement's x402 response (``x402.Settlement``), for the PAYMENT-RESPONSE header
-        self.settlement = settlement
-
-
-class PaymentRequired(PaymentError):
-    """This request must be paid with x402: see the PAYMENT-REQUIRED header or the accepts field."""
-
-
-class PaymentInvalid(PaymentError):
-    """The payment was refused; ``code`` is the x402 reason (e.g. invalid_exact_evm_payload_signature)."""
-
-    def __init__(
-        self, reason: str, message: str | None = None, *, challenge: object = None, settlement: object = None
-    ) -> None:
-        super().__init__(message or f"payment refused: {reason}", challenge=challenge, settlement=settlement)
         self.reason = reason
 
     @property

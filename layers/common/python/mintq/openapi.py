@@ -20,12 +20,25 @@ from typing import Any
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
 from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Server, Tag
 
-from mintq import api, api_docs
+from mintq import api
+
+TITLE = "mintq"
+#: The API contract's version (not the package's): bump on a breaking change to a route or body.
+VERSION = "1.0.0"
+DESCRIPTION = (
+    "A serverless mint queue. `POST /mint` (free, or paid with x402) queues a mint and answers "
+    "with a queue id, position and wait; a batch worker mints queued requests on chain in "
+    "`batchMint(address[])` transactions; the `/queue/*` reads follow every request and batch.\n\n"
+    "Every error body is `Error` (`{success: false, error: {code, message}}`) except x402's 402, "
+    "whose body the protocol fixes (`PaymentRequired`). A 5xx is always the API's own fault, never "
+    'the input\'s. API Gateway itself answers a throttled request with 429 `{"message": "Too Many '
+    'Requests"}` before any function runs.'
+)
 
 _INFO: dict[str, Any] = {
-    "title": api_docs.TITLE,
-    "version": api_docs.VERSION,
-    "description": api_docs.DESCRIPTION,
+    "title": TITLE,
+    "version": VERSION,
+    "description": DESCRIPTION,
     # Relative: the document works behind any stage URL or custom domain, and locally.
     "servers": [Server(url="/")],
     "tags": [
