@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     from mintq.x402_challenge import Challenge
 
 
+#: A payment recorded but not settled yet (what ``PendingSettlement`` can report).
+Unsettled = Literal[PaymentStatus.SETTLING, PaymentStatus.SETTLEMENT_PENDING]
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settlement:
     """A settlement as the payer is told it: x402's ``SettleResponse`` (``success``, the
@@ -77,7 +81,7 @@ class PendingSettlement:
 
     queue_id: str  #: UUID the mint will have; follow it at /queue/item/{queue_id}
     payer: str  #: EIP-55 address of the verified payer
-    payment_status: Literal[PaymentStatus.SETTLING, PaymentStatus.SETTLEMENT_PENDING]
+    payment_status: Unsettled
     settlement: Settlement
     replayed: bool
 

@@ -1,23 +1,15 @@
 """One paid ``POST /mint``, request side: the payment's state machine (``mintq.payments``)
-walked from a decoded payment to a typed outcome (``mintq.mint_outcomes``).
+walked from a decoded payment to a typed outcome (``mintq.mint_outcomes``). ``PaidMint.run``:
 
-``PaidMint.run`` in order:
-
-1. **A known payment** (``find_payment``: payer and EIP-3009 nonce) gets its first answer
-   (``_replay``) whatever the clock, the price, the supply or the facilitator say now: a
-   refusal would invite a payer who was charged to pay again. If a twin request is settling
-   it right now, the replay waits for the twin, at most ``replay_wait_seconds``.
-2. A closed API refuses new payments (``ApiClosed``); the terms are checked without a chain
-   (``x402_payment.check_terms``: ``Refused``).
-3. **Verify** with the facilitator (``Refused`` when invalid, unless a twin settled the very
-   payment meanwhile: its answer).
-4. **Record** (``payment_admission.admit_and_record``), in one transaction under the
-   admission lock: the request's one admission check (the payer's cap, then the supply left:
-   ``PayerLimitReached``, ``SupplyExhausted``, ``SupplyUnknown``) and the durable record,
-   committed before anyone is charged.
-5. **Settle** (``_settle``) with the facilitator, no transaction open, and record its
-   answer: ``Accepted``, ``PendingSettlement`` or ``Refused`` (or, never sent, the record
-   forgotten and ``FacilitatorUnavailable``: the payer retries the same payment).
+1. A **known payment** (payer and EIP-3009 nonce) gets its first answer (``_replay``) whatever
+   the clock, price, supply or facilitator say now: a refusal would invite a payer who was
+   charged to pay again. A twin settling it right now is waited for, ``replay_wait_seconds`` at most.
+2. A closed API refuses new payments (``ApiClosed``); the terms are checked without a chain.
+3. **Verify** with the facilitator (``Refused`` if invalid, unless a twin settled it meanwhile).
+4. **Record**: the request's one admission check and the durable record, one transaction under
+   the admission lock (``payment_admission``), committed before anyone is charged.
+5. **Settle** with the facilitator, no transaction open, and record its answer (``Accepted``,
+   ``PendingSettlement``, ``Refused``; never sent: the record is forgotten, 503, retry).
 
 Every facilitator and chain call is cut to the request's deadline; one with less than
 ``payments.MIN_CALL_SECONDS`` left is not started (503: nothing was charged, retry).
@@ -35,7 +27,15 @@ from x402.schemas.v1 import PaymentRequirementsV1
 
 from mintq import config, db, errors, payment_admission, payments, queue, x402_facilitator, x402_payment
 from mintq import x402_reasons as reasons
-from mintq.mint_outcomes import Accepted, MintOutcome, PendingSettlement, Refused, Replayed, Settlement
+from mintq.mint_outcomes import (
+    Accepted,
+    MintOutcome,
+    PendingSettlement,
+    Refused,
+    Replayed,
+    Settlement,
+    Unsettled,
+)
 from mintq.statuses import PaymentStatus
 from mintq.x402_challenge import Challenge
 
@@ -66,14 +66,15 @@ class PaidMint:
         self,
         conn: db.Conn,
         cfg: config.Config,
-        terms: config.X402Config,
         challenge: Challenge,
         payment: x402_payment.Payment,
         deadline: float | None = None,
     ) -> None:
+        if cfg.x402 is None:
+            raise errors.ConfigurationError("x402 mode without x402 settings")
         self.conn = conn
         self.cfg = cfg
-        self.terms = terms
+        self.terms: config.X402Config = cfg.x402
         self.challenge = challenge
         self.payment = payment
         self.deadline = deadline
@@ -137,10 +138,7 @@ class PaidMint:
             db.execute(self.conn, "forget_payment", {"id": payment_id})
             raise errors.FacilitatorUnavailable(str(exc)) from exc
         except x402_facilitator.FacilitatorAmbiguous as exc:
-            db.execute(
-                self.conn, "mark_payment_pending", {"id": payment_id, "tx_hash": None, "reason": str(exc)}
-            )
-            return self._pending(queue_id, None, PaymentStatus.SETTLEMENT_PENDING, replayed=False)
+            return self._settlement_pending(payment_id, queue_id, None, str(exc))
         if settled.success:
             tx = settled.transaction or None
             queued = payments.finish_settled(self.conn, payment_id, tx)
@@ -149,25 +147,24 @@ class PaidMint:
             return Accepted(queued=queued, settlement=self._settlement(True, tx))
         if settled.error_reason == reasons.SETTLEMENT_PENDING:
             tx = settled.transaction or None
-            db.execute(
-                self.conn,
-                "mark_payment_pending",
-                {"id": payment_id, "tx_hash": tx, "reason": settled.error_message},
-            )
-            return self._pending(queue_id, tx, PaymentStatus.SETTLEMENT_PENDING, replayed=False)
+            return self._settlement_pending(payment_id, queue_id, tx, settled.error_message)
         reason = settled.error_reason or reasons.UNEXPECTED_SETTLE
         db.execute(self.conn, "mark_payment_failed", {"id": payment_id, "reason": reason})
         return self._refused(reason, settled.error_message, settlement=self._response(False, None, reason))
 
-    # --- steps ----------------------------------------------------------------------
+    def _settlement_pending(
+        self, payment_id: uuid.UUID, queue_id: uuid.UUID, tx: str | None, why: str | None
+    ) -> PendingSettlement:
+        """It may have been broadcast: from now on the payment reconciler looks for it on chain."""
+        db.execute(self.conn, "mark_payment_pending", {"id": payment_id, "tx_hash": tx, "reason": why})
+        return self._pending(queue_id, tx, PaymentStatus.SETTLEMENT_PENDING, replayed=False)
 
-    def _time_left(self) -> float | None:
-        return None if self.deadline is None else self.deadline - time.monotonic()
+    # --- steps ----------------------------------------------------------------------
 
     def _time_for(self, step: str) -> float | None:
         """Seconds ``step`` may take (None: only its own timeout); a step that cannot get
         ``payments.MIN_CALL_SECONDS`` is not started: 503, and the payer retries the same payment."""
-        left = self._time_left()
+        left = None if self.deadline is None else self.deadline - time.monotonic()
         if left is not None and left < payments.MIN_CALL_SECONDS:
             raise errors.FacilitatorUnavailable(f"no time left for {step} ({left:.2f} s)")
         return left
@@ -231,13 +228,12 @@ class PaidMint:
         return queued
 
     def _pending(
-        self, queue_id: uuid.UUID, tx: str | None, status: PaymentStatus, *, replayed: bool
+        self, queue_id: uuid.UUID, tx: str | None, status: Unsettled, *, replayed: bool
     ) -> PendingSettlement:
-        assert status in (PaymentStatus.SETTLING, PaymentStatus.SETTLEMENT_PENDING), status
         return PendingSettlement(
             queue_id=str(queue_id),
             payer=self.payment.payer,
-            payment_status=status,  # type: ignore[arg-type]  # narrowed by the assert
+            payment_status=status,
             settlement=self._settlement(False, tx, reasons.SETTLEMENT_PENDING),
             replayed=replayed,
         )

@@ -86,7 +86,7 @@ def accept_mint(
         payment = x402_payment.decode(payment_header)  # its shape only: who pays, which nonce
     except errors.PaymentInvalid as exc:
         return Refused(challenge=challenge, reason=exc.reason, message=exc.message)
-    return PaidMint(conn, cfg, cfg.x402, challenge, payment, deadline).run()
+    return PaidMint(conn, cfg, challenge, payment, deadline).run()
 
 
 def refuse_if_closed(conn: db.Conn) -> None:
