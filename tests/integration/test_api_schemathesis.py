@@ -5,7 +5,7 @@ the stateful phase (which follows the document's links: POST /mint -> GET /queue
 and GET /queue/payer/{address}), with the checks not_a_server_error,
 response_schema_conformance, status_code_conformance and content_type_conformance. The
 response models forbid undocumented fields, so a field added to a response without adding it
-to ``mintq.api_docs`` fails here.
+to ``mintq.api_models`` fails here.
 
 ``make test`` runs a short deterministic pass (the same cases every run); ``FUZZ_EXAMPLES=N``
 (``make fuzz``) explores afresh with N examples per operation and prints what it tried.

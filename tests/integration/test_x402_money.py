@@ -270,6 +270,25 @@ def test_mints_the_chain_took_but_the_worker_has_not_recorded_are_counted_once(
         assert payments.refunds_due(conn) == []
 
 
+def test_a_payer_at_the_cap_is_refused_before_being_charged(stack: Stack, conn: Any) -> None:
+    """The cap counts the payer's paid requests in line: a payer at it is refused (429) at the
+    admission, after verify and before settlement, and is let in again once the line moves."""
+    controls.set_setting(conn, "max_pending_per_payer", "1")
+    account = stack.payer()
+    assert post_mint(v2_header(pay_v2(account, stack)))[0] == 202
+    settles = stack.facilitator.settle_calls
+    status, body, headers = post_mint(v2_header(pay_v2(account, stack)))
+    assert (status, body["error"]["code"]) == (429, "payer_limit_reached"), body
+    assert "PAYMENT-RESPONSE" not in headers and "PAYMENT-REQUIRED" not in headers
+    assert stack.facilitator.settle_calls == settles
+    assert stack.usdc_balance(account.address) == 9 * PRICE
+    assert len(rows(conn, "payments")) == 1
+    drain(stack)
+    status, body, _ = post_mint(v2_header(pay_v2(account, stack)))  # minted: room again
+    assert status == 202 and body["paymentStatus"] == "settled", body
+    assert stack.usdc_balance(account.address) == 8 * PRICE
+
+
 class WorkerDied(Exception):
     """The worker's process ends at a fault point (nothing in the worker catches it)."""
 

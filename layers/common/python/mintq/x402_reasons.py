@@ -6,7 +6,7 @@ client reads must be in its version's list: v1 clients (npm ``x402`` 1.x and tho
 it, such as ``x402-fetch``) validate a 402's ``error`` and ``X-PAYMENT-RESPONSE``'s
 ``errorReason`` against v1's fixed ``ErrorReasons``; v2 clients read ``PAYMENT-RESPONSE``'s
 ``errorReason`` and ``PAYMENT-REQUIRED``'s ``error`` against the v2 names.
-``tests/unit/test_x402_reasons.py`` checks both against the installed packages' own lists.
+``tests/functional/test_x402_402.py`` checks both against the installed packages' own lists.
 """
 
 from __future__ import annotations
