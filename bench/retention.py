@@ -132,7 +132,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--old-rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--rounds", type=int, default=8, help="alternating windows without / with the cleanup")
+    parser.add_argument(
+        "--rounds", type=int, default=8, help="alternating windows without / with the cleanup"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     dbs = Databases()
