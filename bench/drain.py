@@ -254,11 +254,12 @@ def _figures(url: str, w3: Any, start_block: int, start_wall: float, block_time_
     mints_per_minute = mints / window_s * 60
     capacity = gas_limit / gas_per_mint * blocks_per_minute
     sizes = sorted(int(b["mint_count"]) for b in batches)
-    # Saturated: from the first block that carried a batch of ours to the last that carried a
-    # full-sized one (a smaller batch is the queue's remainder: nothing was left to claim);
-    # fullness is gas used against the block gas limit, the baseline.
-    last_full = max(int(b["block_number"]) for b in batches if int(b["mint_count"]) == sizes[-1])
-    saturated = blocks[: last_full - first + 1]
+    # Saturated: the blocks whose whole interval the workers ran through (the parent was sealed
+    # after they started; a worker that starts moments before a block is sealed cannot fill
+    # it) and that left work of ours for a later block (the last block carried whatever the
+    # queue had left). Fullness is gas used against the block gas limit, the baseline.
+    sealed = [int(w3.eth.get_block(first - 1)["timestamp"]), *(int(b["timestamp"]) for b in blocks)]
+    saturated = [b for i, b in enumerate(blocks[:-1]) if sealed[i] >= start_wall] or blocks
     fullness = sum(int(b["gasUsed"]) for b in saturated) / sum(int(b["gasLimit"]) for b in saturated)
     per_block: dict[int, int] = {}
     for b in batches:
@@ -274,6 +275,7 @@ def _figures(url: str, w3: Any, start_block: int, start_wall: float, block_time_
             "batch_size": {"min": sizes[0], "median": statistics.median(sizes), "max": sizes[-1]},
             "batches_per_block_max": max(per_block.values()),
             "block_fullness_saturated": round(fullness, 4),
+            "saturated_blocks": [int(b["number"]) for b in saturated],
             "block_fullness_per_block": [round(int(b["gasUsed"]) / int(b["gasLimit"]), 3) for b in blocks],
             "blocks": {
                 "first": first,

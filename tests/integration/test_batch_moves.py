@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from mintq import db, errors
+from mintq import errors
 from mintq.units import Wei
 from mintq.worker import batches
 from mintq.worker.batches import TRANSITIONS, UNFINISHED, BatchStatus
@@ -39,29 +39,47 @@ def test_releasing_or_failing_a_request_no_longer_processing_is_an_invalid_trans
             conn.execute("SELECT count(*) AS n FROM mint_queue WHERE status = 'pending'").fetchone()["n"]
         )
 
-    with pytest.raises(errors.InvalidTransition), db.transaction(conn):
-        claimed = batches.claim(conn, limit=3, batch_id=uuid.uuid4())
+    with (
+        pytest.raises(errors.InvalidTransition),
+        batches.claiming(conn, limit=3, batch_id=uuid.uuid4()) as claimed,
+    ):
         assert len(claimed) == 3
         batches.release(conn, claimed[:1])  # moved: fine
         batches.release(conn, claimed[:2])  # the first is pending again: a bug
     assert pending() == 3, "the claim's whole transaction rolled back"
-    with pytest.raises(errors.InvalidTransition), db.transaction(conn):
-        claimed = batches.claim(conn, limit=3, batch_id=uuid.uuid4())
+    with (
+        pytest.raises(errors.InvalidTransition),
+        batches.claiming(conn, limit=3, batch_id=uuid.uuid4()) as claimed,
+    ):
         batches.fail(conn, claimed[:1], "supply gone")
         batches.fail(conn, claimed[:1], "twice")
     assert pending() == 3
-    with db.transaction(conn):
-        claimed = batches.claim(conn, limit=3, batch_id=uuid.uuid4())
+    with batches.claiming(conn, limit=3, batch_id=uuid.uuid4()) as claimed:
         batches.release(conn, claimed[:1])
         batches.fail(conn, claimed[1:], "supply gone")
     assert pending() == 1
 
 
+def test_the_claim_cursor_moves_past_the_claimed_requests_as_their_transaction_commits(conn: Any) -> None:
+    enqueue(conn, 5)
+
+    def cursor() -> int:
+        return int(conn.execute("SELECT claimed_through FROM queue_cursor").fetchone()["claimed_through"])
+
+    before = cursor()
+    with pytest.raises(errors.InvalidTransition), batches.claiming(conn, limit=2, batch_id=uuid.uuid4()):
+        raise errors.InvalidTransition("the batch is not recorded")
+    assert cursor() == before, "rolled back with the claim"
+    with batches.claiming(conn, limit=2, batch_id=uuid.uuid4()) as claimed:
+        assert [c.queue_position for c in claimed] == sorted(c.queue_position for c in claimed)
+        batches.release(conn, claimed[1:])  # released requests stay below the cursor, as re-queued ones
+    assert cursor() == claimed[-1].queue_position > before
+
+
 def test_a_batch_moves_once_and_a_second_move_reports_none(conn: Any) -> None:
     enqueue(conn, 2)
     batch_id = uuid.uuid4()
-    with db.transaction(conn):
-        claimed = batches.claim(conn, limit=2, batch_id=batch_id)
+    with batches.claiming(conn, limit=2, batch_id=batch_id) as claimed:
         batches.insert_signed(
             conn,
             batches.NewBatch(

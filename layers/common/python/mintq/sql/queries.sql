@@ -132,25 +132,25 @@ SELECT pg_advisory_unlock(hashtextextended(%(lock_name)s, 0)) AS unlocked;
 
 -- name: claim_requests
 -- Claim the head of the line for a new batch; SKIP LOCKED lets claimers never block
--- each other. The cursor records how far the line has been claimed.
+-- each other. The claim cursor moves in advance_claim_cursor, as the batch's transaction ends.
 WITH picked AS (
     SELECT id FROM mint_queue
      WHERE status = 'pending'
      ORDER BY queue_position
      LIMIT %(limit)s
        FOR UPDATE SKIP LOCKED
-), claimed AS (
-    UPDATE mint_queue m
-       SET status = 'processing', batch_id = %(batch_id)s
-      FROM picked
-     WHERE m.id = picked.id
-    RETURNING m.id, m.payer_address, m.queue_position, m.retry_count
-), cursor_moved AS (
-    UPDATE queue_cursor
-       SET claimed_through = greatest(claimed_through, (SELECT max(queue_position) FROM claimed))
-     WHERE EXISTS (SELECT 1 FROM claimed)
 )
-SELECT id, payer_address, queue_position, retry_count FROM claimed ORDER BY queue_position;
+UPDATE mint_queue m
+   SET status = 'processing', batch_id = %(batch_id)s
+  FROM picked
+ WHERE m.id = picked.id
+RETURNING m.id, m.payer_address, m.queue_position, m.retry_count;
+
+-- name: advance_claim_cursor
+-- Record how far the line has been claimed. The cursor is one row: run last in the claiming
+-- transaction, so signers building batches in parallel wait on its lock only for the commit,
+-- not for the simulation and signing in between.
+UPDATE queue_cursor SET claimed_through = greatest(claimed_through, %(position)s);
 
 -- name: release_requests
 -- Put claimed requests back in line untouched (an operational fault, not theirs).

@@ -17,9 +17,10 @@ they return False.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -125,10 +126,11 @@ class Batch:
 
 @dataclass(frozen=True)
 class Claimed:
-    """A request claimed into a batch being built."""
+    """A request claimed into a batch being built; ``queue_position`` is its ticket."""
 
     id: uuid.UUID
     payer_address: str
+    queue_position: int
 
 
 @dataclass(frozen=True)
@@ -144,10 +146,22 @@ class Finalised:
 # --- the repository: every statement that moves a batch or its requests ---------------------
 
 
-def claim(conn: db.Conn, *, limit: int, batch_id: uuid.UUID) -> list[Claimed]:
-    """Claim up to ``limit`` pending requests (head of the line) into ``batch_id``."""
-    rows = db.rows(conn, "claim_requests", {"limit": limit, "batch_id": batch_id})
-    return [Claimed(r["id"], r["payer_address"]) for r in rows]
+@contextlib.contextmanager
+def claiming(conn: db.Conn, *, limit: int, batch_id: uuid.UUID) -> Iterator[list[Claimed]]:
+    """One transaction that claims up to ``limit`` pending requests (the head of the line, in
+    line order) into ``batch_id`` and yields them; the batch is recorded inside it. As it
+    commits, the claim cursor moves past them (last: see ``advance_claim_cursor``). An
+    exception rolls everything back: the requests are pending again."""
+    with db.transaction(conn):
+        rows = db.rows(conn, "claim_requests", {"limit": limit, "batch_id": batch_id})
+        items = sorted((Claimed(r["id"], r["payer_address"], r["queue_position"]) for r in rows), key=_place)
+        yield items
+        if items:
+            db.execute(conn, "advance_claim_cursor", {"position": items[-1].queue_position})
+
+
+def _place(item: Claimed) -> int:
+    return item.queue_position
 
 
 def _expect(moved: int, wanted: int, what: str) -> None:

@@ -29,6 +29,7 @@ from mintq.worker.batches import Batch
 from mintq.worker.context import DROP_GRACE_SECONDS, Context
 from mintq.worker.dispatch import Dispatcher
 from mintq.worker.faults import FaultHook, no_fault
+from mintq.worker.pipeline import Pipeline
 from mintq.worker.recovery import Recovery
 from mintq.worker.telemetry import RunSummary
 
@@ -88,6 +89,7 @@ class Worker(Context):
         self.housekeeping = tuple(housekeeping)
         self.dispatcher = Dispatcher(self)
         self.tracker = Recovery(self)
+        self.pipeline = Pipeline(self, self.dispatcher, self.tracker)
         self._faulted = False
         self._drain = False
 
@@ -260,26 +262,16 @@ class Worker(Context):
     def _work(
         self, settings: QueueSettings, deadline: float, *, has_inflight: bool, has_pending: bool
     ) -> None:
-        inflight = self.reconcile(settings, deadline, wait=not settings.pipelined) if has_inflight else []
+        claim = has_pending and not settings.worker_paused
         if has_pending and settings.worker_paused:
             # An operator paused the worker (mintq pause): finish what is in flight, claim nothing.
             self.telemetry.event("worker_paused", "paused: claiming nothing new")
-        elif has_pending:
-            window = settings.max_inflight_batches
-            if settings.pipelined:  # the setting is the upper bound; the block gas limit decides
-                window = min(window, self.dispatcher.inflight_window(settings))
-            while len(inflight) < window and self.clock() + 2 < deadline:
-                dispatched = self.dispatch(
-                    settings, nonce=max(b.nonce for b in inflight) + 1 if inflight else None
-                )
-                if dispatched is None:
-                    break
-                sent = self.broadcast(dispatched)
-                if not settings.pipelined:
-                    if sent and not self.await_receipt(sent[0], settings, deadline):
-                        inflight.extend(sent)
-                    break
-                inflight.extend(sent)
-        if settings.pipelined and inflight:
-            self.tracker.await_progress(inflight[0], settings, deadline)
-            self._drain = True
+        if settings.pipelined:
+            self._drain = self.pipeline.run(settings, deadline, claim=claim)
+            return
+        inflight = self.reconcile(settings, deadline) if has_inflight else []
+        if claim and not inflight and self.clock() + 2 < deadline:
+            dispatched = self.dispatch(settings)
+            sent = self.broadcast(dispatched) if dispatched is not None else []
+            if sent:
+                self.await_receipt(sent[0], settings, deadline)

@@ -34,36 +34,45 @@ class Recovery(Tracker):
         its nonce provably used by a transaction that is not one of its attempts (dropped,
         items back in line uncharged), or still pending (resent, replaced if stuck). With
         ``wait``, each pending one is awaited (``await_receipt``) before the next.
+        Raises ``errors.ChainError`` / ``errors.SigningError`` (a replacement) as a cycle does.
         """
-        ctx = self.ctx
         still: list[Batch] = []
-        latest: int | None = None
+        latest = self.latest_nonce()
         base_fee: Wei | None = None
         for batch in self.inflight():
-            receipt = self.find_receipt(batch)
-            if receipt is not None:
-                self.finalize(batch, receipt, settings)
-                continue
-            if latest is None:
-                latest = ctx.chain.nonce(ctx.signer_address, "latest")
-            if latest > batch.nonce:
-                receipt = self.find_receipt(batch)  # it may have been mined just now
-                if receipt is not None:
-                    self.finalize(batch, receipt, settings)
-                    continue
-                first_seen = self._nonce_passed.setdefault(batch.id, ctx.clock())
-                if not rules.drop_due(first_seen=first_seen, now=ctx.clock(), grace=ctx.drop_grace_seconds):
+            if batch.nonce < latest:
+                if not self.settle(batch, settings):
                     still.append(batch)  # its receipt may still be on its way: look again later
-                    continue
-                self.drop(batch)
                 continue
             if base_fee is None:
-                base_fee = Wei(ctx.chain.fees().base_fee)
-            current = self._resend_or_replace(batch, settings, base_fee)
+                base_fee = self.ctx.chain.fees().base_fee
+            current = self.keep_alive(batch, settings, base_fee)
             if wait and self.await_receipt(current, settings, deadline):
                 continue
             still.append(current)
         return still
+
+    def latest_nonce(self) -> int:
+        """The signer's transaction count at the latest block: every batch below it is mined
+        (one of its attempts, or another transaction at its nonce); none at or above it is."""
+        ctx = self.ctx
+        return ctx.chain.nonce(ctx.signer_address, "latest")
+
+    def settle(self, batch: Batch, settings: QueueSettings) -> bool:
+        """End a batch whose nonce is used (below ``latest_nonce``): finalise it from its
+        receipt, or drop it once the nonce has looked used without a receipt for
+        ``drop_grace_seconds``. False while it waits out that grace."""
+        ctx = self.ctx
+        receipt = self.find_receipt(batch)
+        if receipt is not None:
+            ctx.fault("after_receipt")
+            self.finalize(batch, receipt, settings)
+            return True
+        first_seen = self._nonce_passed.setdefault(batch.id, ctx.clock())
+        if not rules.drop_due(first_seen=first_seen, now=ctx.clock(), grace=ctx.drop_grace_seconds):
+            return False
+        self.drop(batch)
+        return True
 
     def drop(self, batch: Batch) -> None:
         """The batch's nonce was used by another transaction: dropped, items back in line."""
@@ -79,7 +88,10 @@ class Recovery(Tracker):
             reason=reason,
         )
 
-    def _resend_or_replace(self, batch: Batch, settings: QueueSettings, base_fee: Wei) -> Batch:
+    def keep_alive(self, batch: Batch, settings: QueueSettings, base_fee: Wei) -> Batch:
+        """A batch not yet mined: replaced at raised fees when stuck (see ``rules.is_stuck``),
+        else its latest attempt resent when never sent by this run, still ``signed``, or last
+        sent ``REBROADCAST_SECONDS`` ago. Returns the batch with any new attempt."""
         ctx = self.ctx
         latest = batch.latest
         if rules.is_stuck(

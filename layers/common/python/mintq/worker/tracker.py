@@ -88,15 +88,6 @@ class Tracker:
                 return False
             ctx.sleep(min(ctx.poll_seconds, until - now))
 
-    def await_progress(self, batch: Batch, settings: QueueSettings, deadline: float) -> None:
-        """Pipelining: wait (at most 3 s) until the oldest batch in flight is mined."""
-        ctx = self.ctx
-        until = min(ctx.clock() + min(settings.receipt_wait_seconds, 3.0), deadline - 1.0)
-        while ctx.clock() < until:
-            if self.find_receipt(batch) is not None:
-                return
-            ctx.sleep(max(0.0, min(ctx.poll_seconds, until - ctx.clock())))
-
     def finalize(self, batch: Batch, receipt: chainlib.Receipt, settings: QueueSettings) -> None:
         """Record a mined batch in one transaction (idempotent: a second call changes nothing)."""
         ctx = self.ctx
