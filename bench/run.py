@@ -60,7 +60,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help=f"small sizes for a smoke run: {QUICK}")
     g = p.add_argument_group("drain")
     g.add_argument("--drain-requests", type=int, default=20_000, help="requests to drain (default 20000)")
-    g.add_argument("--signers", type=int, default=1, help="batch workers, one dev key each (default 1)")
+    g.add_argument(
+        "--signers", type=int, default=1, help="batch workers on the 30M chain, one dev key each (default 1)"
+    )
     g.add_argument(
         "--drain-timeout", type=float, default=900, help="seconds before partial figures (default 900)"
     )
@@ -83,8 +85,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     g.add_argument(
         "--base-requests",
         type=int,
-        default=30_000,
-        help="requests to drain on the Base-sized chain (150M gas, 2-s blocks; default 30000)",
+        default=60_000,
+        help="requests to drain on the Base-sized chain (150M gas, 2-s blocks; default 60000, ten blocks)",
+    )
+    g.add_argument(
+        "--base-signers",
+        type=int,
+        default=3,
+        help="batch workers on the Base-sized chain, a signer pool as a deployment for it would run"
+        " (default 3)",
     )
     g.add_argument(
         "--poll-seconds",
@@ -163,7 +172,7 @@ def run_drain(args: argparse.Namespace, dbs: Databases, stamp: str, *, base: boo
     opts = drain.DrainOptions(
         **chain,  # type: ignore[arg-type]
         requests=args.base_requests if base else args.drain_requests,
-        signers=args.signers,
+        signers=args.base_signers if base else args.signers,
         timeout_s=args.drain_timeout,
         max_batch_size=args.max_batch_size,
         batch_gas_target=args.batch_gas_target,

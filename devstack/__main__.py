@@ -29,7 +29,7 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from devstack import anvil, chain_database, contracts, cors, lambdas, postgres, x402_stack
+from devstack import anvil, chain_database, contracts, cors, lambdas, postgres, signers, x402_stack
 from devstack.http import Route, serve
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -96,22 +96,30 @@ def start_chain(
 
 
 def start_database(
-    server: postgres.Server, name: str, identity: chain_database.ChainIdentity, w3: Web3, signer: str
+    server: postgres.Server,
+    name: str,
+    identity: chain_database.ChainIdentity,
+    w3: Web3,
+    signer_addresses: list[str],
 ) -> tuple[str, str | None]:
     """The database made for this chain, migrated, and why the worker would refuse to send (if
     it would: only a database given with DATABASE_URL, which is never renewed)."""
     from mintq import migrations
 
+    def refusal_of(url: str) -> str | None:
+        found = (chain_database.nonce_refusal(url, w3, identity.chain_id, s) for s in signer_addresses)
+        return next((r for r in found if r), None)
+
     url = chain_database.bind_database(server, name, identity)
     applied = migrations.apply(url)
-    refusal = chain_database.nonce_refusal(url, w3, identity.chain_id, signer)
+    refusal = refusal_of(url)
     if refusal and server.can_create_databases:
         # Same chain by its genesis, but a shorter history than the database remembers.
         url = chain_database.bind_database(
             server, name, identity, renew_because=f"records a history this chain does not have ({refusal})"
         )
         applied = migrations.apply(url)
-        refusal = chain_database.nonce_refusal(url, w3, identity.chain_id, signer)
+        refusal = refusal_of(url)
     log.info("postgres (%s) ready; migrations applied now: %s", server.kind, applied or "none")
     return url, refusal
 
@@ -215,13 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     chain_id = int(w3.eth.chain_id)
     identity = chain_database.ChainIdentity(chain_id, anvil.genesis_hash(rpc_url))
-    signer_key = _env("SIGNER_PRIVATE_KEY") or anvil.dev_private_key(0)
-    signer_address = Account.from_key(signer_key).address
-    database_url, refusal = start_database(server, args.database_name, identity, w3, signer_address)
+    signer_keys = signers.keys_from_env()
+    signer_key, signer_addresses = signer_keys[0], [signers.address(k) for k in signer_keys]
+    database_url, refusal = start_database(server, args.database_name, identity, w3, signer_addresses)
     previous = _read_json(stack_file)
     if (previous.get("chain_id"), previous.get("genesis_hash")) != (chain_id, identity.genesis_hash):
         previous = {}  # made for another chain: nothing in it exists on this one
     token = ensure_token(w3, signer_key, previous)
+    signers.ensure_minters(w3, token, signer_keys)
     payment_mode = _env("PAYMENT_MODE") or "free"
     x402_env: dict[str, str] = {}
     facilitator_server: Any = None
@@ -236,7 +245,6 @@ def main(argv: list[str] | None = None) -> int:
             "MINTQ_RPC_URL": rpc_url,
             "MINTQ_TOKEN_ADDRESS": token,
             "MINTQ_CHAIN_ID": str(chain_id),
-            "MINTQ_SIGNER_PRIVATE_KEY": signer_key,
             "MINTQ_PAYMENT_MODE": payment_mode,
             "MINTQ_ALLOWED_ORIGINS": ",".join(cors_config.allow_origins),
             "POWERTOOLS_SERVICE_NAME": "mintq",
@@ -248,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             **x402_env,
         }
     )
+    signers.set_worker_environment(signer_keys)
     enqueue = lambdas.ExecutionEnvironments(REPO_ROOT / "functions" / "enqueue", args.environments)
     status = lambdas.ExecutionEnvironments(REPO_ROOT / "functions" / "status", args.environments)
     api = serve(
@@ -279,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         "genesis_hash": identity.genesis_hash,
         "token_address": token,
         "database_url": database_url,
-        "signer_address": signer_address,
+        "signer_address": signer_addresses[0],
+        "signer_addresses": signer_addresses,
         "payment_mode": payment_mode,
     }
     if x402_env:

@@ -9,7 +9,9 @@ with ``kill -9`` at any instant: whichever takes the lock next reconciles what w
 
     .venv/bin/python -m devstack.worker [--seconds N] [--stack .local/stack.json]
 
-The signer key is ``SIGNER_PRIVATE_KEY`` if set, else anvil's account 0 (the stack's minter).
+The signer keys are ``SIGNER_PRIVATE_KEYS`` (a pool, comma-separated) or ``SIGNER_PRIVATE_KEY``
+if set, else anvil's account 0 (the stack's minter); each needs ``MINTER_ROLE`` (``make dev``
+grants it to the pool it was started with).
 With ``--seconds`` it stops after about that long and prints a JSON summary of its runs.
 """
 
@@ -36,9 +38,9 @@ log = logging.getLogger("devstack.worker")
 def configure_environment(stack: dict[str, Any]) -> None:
     """Set the variables the batch handler reads, from the stack description: every ``MINTQ_*``
     setting the stack's own handlers run with (``environment``: the payment mode and, in x402
-    mode, the price, asset, network and facilitator the reconciler needs), plus the signer key,
+    mode, the price, asset, network and facilitator the reconciler needs), plus the signer keys,
     which the stack file never holds."""
-    from devstack import anvil
+    from devstack import signers
 
     missing = [k for k in ("rpc_url", "token_address", "database_url", "chain_id") if not stack.get(k)]
     if missing:
@@ -46,7 +48,6 @@ def configure_environment(stack: dict[str, Any]) -> None:
     given = stack.get("environment")
     if not isinstance(given, dict):  # a stack file from before it carried the environment
         given = {"MINTQ_PAYMENT_MODE": str(stack.get("payment_mode") or "free")}
-    key = os.environ.get("SIGNER_PRIVATE_KEY", "").strip() or anvil.dev_private_key(0)
     os.environ.update(
         {
             **{str(name): str(value) for name, value in given.items()},
@@ -54,13 +55,13 @@ def configure_environment(stack: dict[str, Any]) -> None:
             "MINTQ_RPC_URL": str(stack["rpc_url"]),
             "MINTQ_TOKEN_ADDRESS": str(stack["token_address"]),
             "MINTQ_CHAIN_ID": str(stack["chain_id"]),
-            "MINTQ_SIGNER_PRIVATE_KEY": key,
             "POWERTOOLS_SERVICE_NAME": "mintq",
             "POWERTOOLS_METRICS_NAMESPACE": "MintqLocal",
             "POWERTOOLS_METRICS_DISABLED": "true",
             "POWERTOOLS_TRACE_DISABLED": "true",
         }
     )
+    signers.set_worker_environment(signers.keys_from_env())
     v1_network = stack.get("v1_network")
     if isinstance(v1_network, str):
         # A local v1 name (a chain outside x402's table) is known to the stack's process only.

@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 import pytest
 from eth_account import Account
+from web3 import Web3
 from x402 import x402ClientSync
 from x402.http import decode_payment_required_header, encode_payment_signature_header
 from x402.mechanisms.evm.exact import ExactEvmClientScheme
@@ -25,7 +26,7 @@ from x402.mechanisms.evm.exact.v1.client import ExactEvmSchemeV1 as ExactEvmClie
 from x402.mechanisms.evm.signers import EthAccountSigner
 from x402.schemas import PaymentRequiredV1
 
-from devstack import anvil, postgres
+from devstack import anvil, contracts, postgres
 from devstack.facilitator import Facilitator, install_multicall3
 from tests.support.devstack_process import StackProcess, http_json, start_stack, wait_for_item
 from tests.support.worker_process import REPO_ROOT, child_env
@@ -295,3 +296,39 @@ def test_a_stack_whose_worker_will_refuse_to_send_says_so_in_its_ready_line_and_
     assert queue["worker"]["state"] == "refusing", queue
     assert [s["code"] for s in queue["worker"]["signers"]] == ["nonce_conflict"], queue
     assert "nonce 37" in queue["worker"]["reason"]
+
+
+def test_a_stack_started_with_a_signer_pool_gives_every_key_the_minter_role_and_mints_through_several(
+    tmp_path: Path, database_url: str, conn: Any, set_setting: Any, stacks: list[StackProcess]
+) -> None:
+    """``SIGNER_PRIVATE_KEYS``: the first key deploys the token, every key gets MINTER_ROLE, and
+    the batch function runs one worker per key (a key without the role could only send batches
+    that revert, so its worker would refuse and leave every batch to the first)."""
+    keys = [anvil.dev_private_key(i) for i in (0, 5, 6)]
+    addresses = [Account.from_key(k).address for k in keys]
+    set_setting("max_batch_size", 2)
+    set_setting("batch_interval_seconds", 1)
+    stacks.append(
+        start_stack(
+            tmp_path / "stack",
+            database_name="ignored",
+            env={"DATABASE_URL": database_url, "SIGNER_PRIVATE_KEYS": ",".join(keys)},
+        )
+    )
+    assert "REFUSES" not in stacks[0].ready_line()
+    stack = stacks[0].stack()
+    assert stack["signer_addresses"] == addresses
+    api = stack["api_url"]
+    queued = []
+    for _ in range(12):
+        status, body, _ = http_json("POST", f"{api}/mint", {"payer": Account.create().address})
+        assert status == 202, body
+        queued.append(body["queueId"])
+    assert {wait_for_item(api, q)["status"] for q in queued} == {"completed"}
+    w3 = Web3(Web3.HTTPProvider(stack["rpc_url"]))
+    token = w3.eth.contract(address=stack["token_address"], abi=contracts.load_artifact("MintToken")["abi"])
+    role = token.functions.MINTER_ROLE().call()
+    assert all(token.functions.hasRole(role, a).call() for a in addresses)
+    sent = conn.execute("SELECT signer_address, status::text FROM batch_mints").fetchall()
+    assert {b["status"] for b in sent} == {"confirmed"}
+    assert len({b["signer_address"] for b in sent}) >= 2, "more than the first key sent batches"

@@ -90,7 +90,15 @@ def start_stack(
     state_dir.mkdir(parents=True, exist_ok=True)
     log_path = state_dir.parent / f"{state_dir.name}-{time.monotonic_ns()}.log"
     child = child_env()
-    for name in ("DATABASE_URL", "RPC_URL", "TOKEN_ADDRESS", "SIGNER_PRIVATE_KEY", "PAY_TO", "PORT"):
+    for name in (
+        "DATABASE_URL",
+        "RPC_URL",
+        "TOKEN_ADDRESS",
+        "SIGNER_PRIVATE_KEY",
+        "SIGNER_PRIVATE_KEYS",
+        "PAY_TO",
+        "PORT",
+    ):
         child.pop(name, None)  # the developer's settings are not this stack's
     # A given DATABASE_URL, else the machine's server (127.0.0.1:5432), where the stack makes its own.
     given_database = "DATABASE_URL" in (env or {})
