@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mintq import addresses, chain, db, errors, eta, queue
+from mintq import addresses, db, errors, eta, node_replies, queue
 from mintq.settings import QueueSettings
 
 
@@ -86,21 +86,21 @@ def test_settings_parse_and_fall_back_on_garbage() -> None:
 def test_revert_data_decodes_to_readable_reasons() -> None:
     from eth_abi.abi import encode
 
-    selector = chain._selector("MaxSupplyExceeded(uint256,uint256)")
+    selector = node_replies.selector("MaxSupplyExceeded(uint256,uint256)")
     data = "0x" + (selector + encode(["uint256", "uint256"], [5, 2])).hex()
-    assert chain.decode_revert(data) == "MaxSupplyExceeded(5, 2)"
-    assert chain.decode_revert("0x" + chain._selector("EnforcedPause()").hex()) == "EnforcedPause()"
-    assert chain.decode_revert("0xdeadbeef") == "reverted (data 0xdeadbeef)"
+    assert node_replies.decode_revert(data) == "MaxSupplyExceeded(5, 2)"
+    assert node_replies.decode_revert("0x" + node_replies.selector("EnforcedPause()").hex()) == "EnforcedPause()"
+    assert node_replies.decode_revert("0xdeadbeef") == "reverted (data 0xdeadbeef)"
 
 
 @pytest.mark.parametrize(
     ("message", "outcome"),
     [
-        ("already known", chain.SendOutcome.ALREADY_KNOWN),
-        ("nonce too low: next nonce 5, tx nonce 3", chain.SendOutcome.NONCE_USED),
-        ("replacement transaction underpriced", chain.SendOutcome.UNDERPRICED),
+        ("already known", node_replies.SendOutcome.ALREADY_KNOWN),
+        ("nonce too low: next nonce 5, tx nonce 3", node_replies.SendOutcome.NONCE_USED),
+        ("replacement transaction underpriced", node_replies.SendOutcome.UNDERPRICED),
         ("insufficient funds for gas * price + value", None),
     ],
 )
 def test_send_errors_are_classified_as_reconciliation_signals(message: str, outcome: object) -> None:
-    assert chain._classify_send_error(message) == outcome
+    assert node_replies.classify_send_error(message) == outcome

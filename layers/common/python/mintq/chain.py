@@ -9,61 +9,32 @@ items' fault); a revert found by simulation is ``errors.SimulatedRevert``.
 from __future__ import annotations
 
 import contextlib
-import enum
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Literal
 
 import requests
-from eth_abi.abi import decode as abi_decode
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
-from eth_utils.crypto import keccak
-from web3.exceptions import (
-    ContractLogicError,
-    TimeExhausted,
-    Web3Exception,
-    Web3RPCError,
-)
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
 from web3.types import RPCEndpoint
+from web3.types import TxParams as CallParams
 
 from mintq import errors, rpc
 from mintq.deadlines import Deadline
+from mintq.node_replies import SendOutcome, classify_send_error, decode_revert, selector
 from mintq.units import Wei
 
+__all__ = ["BATCH_MINT", "TX_GAS_CAP", "Chain", "Fees", "Receipt", "SendOutcome", "Supply"]
 
-def _selector(signature: str) -> bytes:
-    return keccak(text=signature)[:4]
-
-
-BATCH_MINT = _selector("batchMint(address[])")
+BATCH_MINT = selector("batchMint(address[])")
 _VIEWS = {
-    name: _selector(f"{name}()") for name in ("remainingMints", "amountPerMint", "maxSupply", "totalSupply")
-}
-
-# Custom errors worth a readable reason: the reference token's and OpenZeppelin's.
-_KNOWN_ERRORS: dict[bytes, tuple[str, list[str]]] = {
-    _selector(f"{name}({','.join(types)})"): (name, types)
-    for name, types in [
-        ("MaxSupplyExceeded", ["uint256", "uint256"]),
-        ("PoisonedRecipient", ["address"]),
-        ("EnforcedPause", []),
-        ("AccessControlUnauthorizedAccount", ["address", "bytes32"]),
-        ("ERC20InvalidReceiver", ["address"]),
-        ("Error", ["string"]),
-    ]
+    name: selector(f"{name}()") for name in ("remainingMints", "amountPerMint", "maxSupply", "totalSupply")
 }
 
 # Per-transaction gas cap enforced since the Fusaka upgrade (EIP-7825).
 TX_GAS_CAP = 2**24
-
-
-class SendOutcome(enum.StrEnum):
-    ACCEPTED = "accepted"  #: the node took the transaction
-    ALREADY_KNOWN = "already_known"  #: the node already has these exact bytes
-    NONCE_USED = "nonce_used"  #: "nonce too low": something with this nonce was mined
-    UNDERPRICED = "underpriced"  #: a same-nonce transaction with higher fees is pending
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,52 +48,23 @@ class Fees:
 
 @dataclass(frozen=True, kw_only=True)
 class Receipt:
+    """A mined transaction: ``status`` 1 (success) or 0 (reverted); ``gas_used`` in gas,
+    ``effective_gas_price`` in wei per gas (None from a node that does not report it)."""
+
     tx_hash: str
     status: int
     block_number: int
     gas_used: int
-    effective_gas_price: int | None
+    effective_gas_price: Wei | None
 
 
 @dataclass(frozen=True, kw_only=True)
 class Supply:
-    remaining_mints: int | None  # None: the token does not tell
+    """What the token's views tell: mints left (None: the token does not tell) and tokens per
+    mint in the token's smallest unit (None: not told)."""
+
+    remaining_mints: int | None
     amount_per_mint: int | None
-
-
-def decode_revert(data: object) -> str:
-    """A readable reason from revert data (hex string or bytes)."""
-    if isinstance(data, str):
-        try:
-            raw = bytes.fromhex(data.removeprefix("0x"))
-        except ValueError:
-            return data
-    elif isinstance(data, bytes | bytearray):
-        raw = bytes(data)
-    else:
-        return "reverted"
-    known = _KNOWN_ERRORS.get(raw[:4])
-    if known is None:
-        return f"reverted (data 0x{raw.hex()})" if raw else "reverted"
-    name, types = known
-    try:
-        values = abi_decode(types, raw[4:]) if types else ()
-    except Exception:
-        return name
-    if name == "Error":
-        return str(values[0])
-    return f"{name}({', '.join(str(v) for v in values)})"
-
-
-def _classify_send_error(message: str) -> SendOutcome | None:
-    text = message.lower()
-    if "already known" in text or "already imported" in text or "known transaction" in text:
-        return SendOutcome.ALREADY_KNOWN
-    if "nonce too low" in text or "nonce is too low" in text or "nonce has already been used" in text:
-        return SendOutcome.NONCE_USED
-    if "replacement transaction underpriced" in text or "replacement fee too low" in text:
-        return SendOutcome.UNDERPRICED
-    return None
 
 
 def _revert_text(exc: ContractLogicError) -> str:
@@ -168,31 +110,35 @@ class Chain:
 
     @cached_property
     def chain_id(self) -> int:
+        """The node's chain id (asked once). Raises ``ChainUnavailable``."""
         with _rpc("eth_chainId"):
             return int(self.w3.eth.chain_id)
 
-    def nonce(self, address: str, block: str = "pending") -> int:
+    def nonce(self, address: str, block: Literal["latest", "pending"] = "pending") -> int:
+        """``address``'s transaction count at ``block``: at ``latest``, every nonce below it is
+        used on chain; at ``pending``, the node's pool counts too. Raises ``ChainUnavailable``."""
         with _rpc("eth_getTransactionCount"):
-            return int(self.w3.eth.get_transaction_count(to_checksum_address(address), block))  # type: ignore[arg-type]
+            return self.w3.eth.get_transaction_count(to_checksum_address(address), block)
 
     def balance(self, address: str) -> Wei:
-        """The address's balance in wei at the pending block."""
+        """The address's balance in wei at the pending block. Raises ``ChainUnavailable``."""
         with _rpc("eth_getBalance"):
-            return Wei(int(self.w3.eth.get_balance(to_checksum_address(address), "pending")))
+            return Wei(self.w3.eth.get_balance(to_checksum_address(address), "pending"))
 
     def fees(self) -> Fees:
-        """EIP-1559 fees with room for the base fee to double before inclusion."""
+        """EIP-1559 fees (wei per gas): the latest base fee, the node's suggested tip, and a
+        max fee with room for the base fee to double before inclusion. Raises
+        ``ChainUnavailable``."""
         with _rpc("fee quote"):
-            block = self.w3.eth.get_block("latest")
-            base_fee = int(block.get("baseFeePerGas", 0) or 0)
-            tip = int(self.w3.eth.max_priority_fee)
-        return Fees(
-            base_fee=Wei(base_fee), max_fee_per_gas=Wei(2 * base_fee + tip), max_priority_fee_per_gas=Wei(tip)
-        )
+            # web3's own Wei (a NewType of its own) becomes ours here, at the boundary.
+            base_fee = Wei(self.w3.eth.get_block("latest").get("baseFeePerGas") or 0)
+            tip = Wei(self.w3.eth.max_priority_fee)
+        return Fees(base_fee=base_fee, max_fee_per_gas=Wei(2 * base_fee + tip), max_priority_fee_per_gas=tip)
 
     def block_gas_limit(self) -> int:
+        """The latest block's gas limit, in gas. Raises ``ChainUnavailable``."""
         with _rpc("eth_getBlockByNumber"):
-            return int(self.w3.eth.get_block("latest")["gasLimit"])
+            return self.w3.eth.get_block("latest")["gasLimit"]
 
     def _view(self, name: str) -> int | None:
         try:
@@ -207,6 +153,8 @@ class Chain:
         return int.from_bytes(raw, "big")
 
     def supply(self) -> Supply:
+        """The token's supply views (``remainingMints``, ``amountPerMint``, else ``maxSupply``
+        less ``totalSupply``); a view the token lacks is None. Raises ``ChainUnavailable``."""
         amount = self._view("amountPerMint")
         remaining = self._view("remainingMints")
         if remaining is None and amount:
@@ -226,7 +174,7 @@ class Chain:
             self._last_data = (key, data)
         return self._last_data[1]
 
-    def _batch_mint_call(self, sender: str, recipients: Sequence[str]) -> dict[str, Any]:
+    def _batch_mint_call(self, sender: str, recipients: Sequence[str]) -> CallParams:
         return {
             "from": to_checksum_address(sender),
             "to": self.token,
@@ -234,11 +182,13 @@ class Chain:
         }
 
     def estimate_batch_mint(self, sender: str, recipients: Sequence[str]) -> int:
-        """Gas for ``batchMint(recipients)``; raises ``SimulatedRevert`` if it would revert."""
+        """Gas for ``sender`` to call ``batchMint(recipients)`` now (``eth_estimateGas``).
+        Raises ``SimulatedRevert`` (with a readable reason) if it would revert,
+        ``ChainUnavailable`` if the node does not answer."""
         tx = self._batch_mint_call(sender, recipients)
         try:
             with _rpc("eth_estimateGas"):
-                return int(self.w3.eth.estimate_gas(tx))  # type: ignore[arg-type]
+                return self.w3.eth.estimate_gas(tx)
         except errors.ChainError as exc:  # _rpc wraps every web3 error, reverts included
             cause = exc.__cause__
             if isinstance(cause, ContractLogicError):
@@ -248,7 +198,9 @@ class Chain:
             raise
 
     def send_raw(self, raw: bytes) -> SendOutcome:
-        """Broadcast signed bytes. Resending the same bytes is always safe."""
+        """Broadcast signed bytes (resending the same bytes is always safe); a refusal that is a
+        reconciliation signal comes back as its ``SendOutcome``. Raises ``SignerUnderfunded``
+        (insufficient funds), ``ChainUnavailable``, or ``ChainError`` for any other refusal."""
         try:
             with _rpc("eth_sendRawTransaction"):
                 self.w3.eth.send_raw_transaction(raw)
@@ -257,7 +209,7 @@ class Chain:
                 raise errors.SignerUnderfunded(
                     f"the signer cannot pay for this transaction; the node refused it: {exc}"
                 ) from exc
-            outcome = _classify_send_error(str(exc))
+            outcome = classify_send_error(str(exc))
             if outcome is None:
                 raise
             return outcome
@@ -284,15 +236,17 @@ class Chain:
             status=int(r["status"], 16),
             block_number=int(r["blockNumber"], 16),
             gas_used=int(r["gasUsed"], 16),
-            effective_gas_price=int(price, 16) if price is not None else None,
+            effective_gas_price=Wei(int(price, 16)) if price is not None else None,
         )
 
     def revert_reason(self, sender: str, recipients: Sequence[str], block_number: int) -> str:
-        """Replay a reverted batch on the state its block left behind to learn why (best effort)."""
+        """Why a batch of ``recipients`` reverted: replayed on the state ``block_number`` left
+        behind (best effort: "reverted on chain" when the replay tells nothing). Raises
+        ``ChainUnavailable``."""
         tx = self._batch_mint_call(sender, recipients)
         try:
             with _rpc("eth_call"):
-                self.w3.eth.call(tx, block_identifier=block_number)  # type: ignore[arg-type]
+                self.w3.eth.call(tx, block_identifier=block_number)
         except errors.ChainError as exc:
             cause = exc.__cause__
             if isinstance(cause, ContractLogicError):

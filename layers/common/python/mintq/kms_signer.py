@@ -29,7 +29,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.exceptions import ValidationError
 
 from mintq import errors
-from mintq.signer import SignedTx
+from mintq.signer import SignedTx, TxParams, eip1559_fields
 
 KEY_SPEC = "ECC_SECG_P256K1"
 KEY_USAGE = "SIGN_VERIFY"
@@ -166,13 +166,17 @@ class KmsSigner:
 
     @property
     def address(self) -> str:
+        """The key's EIP-55 address (from its public key)."""
         return self._address
 
-    def sign(self, tx: dict[str, Any]) -> SignedTx:
+    def sign(self, tx: TxParams) -> SignedTx:
+        """``tx`` signed by the KMS key (see the class). Raises ``SigningError`` for anything
+        but a typed transaction or a signature that does not recover the key's address,
+        ``SignerUnavailable`` for any KMS failure."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            unsigned = TypedTransaction.from_dict(tx)
+            unsigned = TypedTransaction.from_dict(eip1559_fields(tx))
         except (ValueError, TypeError, KeyError) as exc:
             raise errors.SigningError(f"cannot sign transaction (typed transactions only): {exc}") from exc
         digest = unsigned.hash()  # the signing hash, not the transaction hash

@@ -8,17 +8,54 @@ Manager); ``mintq.kms_signer.KmsSigner`` signs with an AWS KMS key that never le
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Literal, Protocol, TypedDict
 
 from eth_account import Account
+from eth_account.types import TransactionDictType
+from eth_typing import HexStr
 
 from mintq import config, errors
+from mintq.units import Wei
+
+
+class TxParams(TypedDict):
+    """What a signer signs: the one shape of transaction the worker sends, an EIP-1559 (type 2)
+    call of the token with no value. Fees per gas and ``value`` in wei, ``gas`` in gas units,
+    ``to`` an EIP-55 address, ``data`` the calldata. (web3's ``TxParams`` has every field
+    optional; here every field is required.)"""
+
+    type: Literal[2]
+    chainId: int
+    nonce: int
+    to: str
+    value: Wei
+    data: bytes
+    gas: int
+    maxFeePerGas: Wei
+    maxPriorityFeePerGas: Wei
+
+
+def eip1559_fields(tx: TxParams) -> TransactionDictType:
+    """``tx`` as the plain dict eth-account's signing and typed-transaction encoding take."""
+    return {
+        "type": tx["type"],
+        "chainId": tx["chainId"],
+        "nonce": tx["nonce"],
+        "to": HexStr(tx["to"]),
+        "value": tx["value"],
+        "data": tx["data"],
+        "gas": tx["gas"],
+        "maxFeePerGas": tx["maxFeePerGas"],
+        "maxPriorityFeePerGas": tx["maxPriorityFeePerGas"],
+    }
 
 
 @dataclass(frozen=True)
 class SignedTx:
+    """A signed transaction: its bytes as broadcast, and its hash (0x-prefixed, lowercase)."""
+
     raw: bytes
-    tx_hash: str  # 0x-prefixed, lowercase
+    tx_hash: str
 
 
 class Signer(Protocol):
@@ -29,12 +66,20 @@ class Signer(Protocol):
     time is up; that, like ``errors.SigningError``, leaves the batch's items pending."""
 
     @property
-    def address(self) -> str: ...
+    def address(self) -> str:
+        """The signer's EIP-55 address."""
+        ...
 
-    def sign(self, tx: dict[str, Any]) -> SignedTx: ...
+    def sign(self, tx: TxParams) -> SignedTx:
+        """``tx`` signed. Raises ``errors.SigningError`` (``SignerUnavailable`` when the
+        signing service cannot be reached) or ``errors.DeadlineReached``."""
+        ...
 
 
 class LocalSigner:
+    """Signs with a private key held in memory (the local stack, tests, or a key from Secrets
+    Manager). Raises ``errors.ConfigurationError`` for a key that is not a secp256k1 key."""
+
     def __init__(self, private_key: str) -> None:
         try:
             self._account = Account.from_key(private_key)
@@ -43,12 +88,14 @@ class LocalSigner:
 
     @property
     def address(self) -> str:
+        """The key's EIP-55 address."""
         return str(self._account.address)
 
-    def sign(self, tx: dict[str, Any]) -> SignedTx:
+    def sign(self, tx: TxParams) -> SignedTx:
+        """``tx`` signed with the key; ``errors.SigningError`` when eth-account refuses it."""
         try:
-            signed = self._account.sign_transaction(tx)
-        except (ValueError, TypeError) as exc:
+            signed = self._account.sign_transaction(eip1559_fields(tx))
+        except (ValueError, TypeError, KeyError) as exc:
             raise errors.SigningError(f"cannot sign transaction: {exc}") from exc
         return SignedTx(raw=bytes(signed.raw_transaction), tx_hash="0x" + bytes(signed.hash).hex())
 

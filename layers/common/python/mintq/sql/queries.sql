@@ -188,13 +188,13 @@ UPDATE batch_mints
 
 -- name: inflight_batches
 -- This signer's unfinished batches (or just %(batch_id)s), oldest nonce first, with every
--- attempt (newest last).
+-- attempt (newest last). Fees stay JSON numbers: whole numbers of wei come back as integers.
 SELECT b.id, b.nonce, b.status, b.batch_tx_hash, b.mint_count, b.created_at, b.sent_at,
        b.gas_limit, b.max_fee_per_gas, b.max_priority_fee_per_gas, b.amount_per_mint,
        coalesce(jsonb_agg(jsonb_build_object(
                     'tx_hash', a.tx_hash, 'raw_tx', a.raw_tx, 'attempt', a.attempt,
-                    'max_fee_per_gas', a.max_fee_per_gas::text,
-                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas::text,
+                    'max_fee_per_gas', a.max_fee_per_gas,
+                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas,
                     'age_seconds', extract(epoch FROM now() - a.created_at))
                   ORDER BY a.attempt) FILTER (WHERE a.tx_hash IS NOT NULL),
                 '[]') AS attempts
@@ -606,8 +606,8 @@ SELECT b.id, b.chain_id, b.signer_address, b.token_address, b.nonce, b.status::t
        b.created_at, b.sent_at, b.confirmed_at,
        coalesce(jsonb_agg(jsonb_build_object(
                     'attempt', a.attempt, 'tx_hash', a.tx_hash, 'status', a.status,
-                    'max_fee_per_gas', a.max_fee_per_gas::text,
-                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas::text,
+                    'max_fee_per_gas', a.max_fee_per_gas,
+                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas,
                     'created_at', a.created_at) ORDER BY a.attempt)
                 FILTER (WHERE a.tx_hash IS NOT NULL), '[]') AS attempts
   FROM batch_mints b

@@ -11,7 +11,7 @@ from typing import Any
 
 from mintq import chain as chainlib
 from mintq import db, errors, gas
-from mintq.signer import SignedTx, Signer
+from mintq.signer import SignedTx, Signer, TxParams
 from mintq.units import Wei
 from mintq.worker.faults import FaultHook, no_fault
 from mintq.worker.telemetry import Telemetry
@@ -53,6 +53,7 @@ class Context:
 
     @property
     def signer_address(self) -> str:
+        """The signer's EIP-55 address."""
         return self.signer.address
 
     def read(self, name: str, read: Callable[[], Any]) -> Any:
@@ -64,18 +65,20 @@ class Context:
     def sign(
         self, *, nonce: int, data: bytes, gas: int, max_fee_per_gas: Wei, max_priority_fee_per_gas: Wei
     ) -> SignedTx:
-        """The one shape of transaction this worker sends: EIP-1559, to the token, no value.
-        Raises ``errors.SigningError`` (``SignerUnavailable`` for a KMS outage)."""
+        """The one shape of transaction this worker sends (``TxParams``: EIP-1559, to the
+        token, no value), signed at ``nonce`` with ``gas`` (gas units) and the fees (wei per
+        gas). Raises ``errors.SigningError`` (``SignerUnavailable`` for a KMS outage) or
+        ``errors.DeadlineReached``."""
         return self.signer.sign(
-            {
-                "type": 2,
-                "chainId": self.chain_id,
-                "nonce": nonce,
-                "to": self.chain.token,
-                "value": 0,
-                "data": data,
-                "gas": gas,
-                "maxFeePerGas": max_fee_per_gas,
-                "maxPriorityFeePerGas": max_priority_fee_per_gas,
-            }
+            TxParams(
+                type=2,
+                chainId=self.chain_id,
+                nonce=nonce,
+                to=self.chain.token,
+                value=Wei(0),
+                data=data,
+                gas=gas,
+                maxFeePerGas=max_fee_per_gas,
+                maxPriorityFeePerGas=max_priority_fee_per_gas,
+            )
         )

@@ -1,7 +1,7 @@
 """Building one batch: nonce, fees, gas budget, bisection, supply cap, shrink, sign, record.
 
 Everything from the claim to the write-ahead record happens in one transaction
-(``batches.claiming``), so a crash before its commit leaves the claimed requests pending;
+(``repository.claiming``), so a crash before its commit leaves the claimed requests pending;
 after it, the batch is recorded with its signed bytes and is the tracker's to send and settle.
 """
 
@@ -16,8 +16,8 @@ from mintq import chain as chainlib
 from mintq import errors
 from mintq.settings import QueueSettings
 from mintq.units import Wei, gwei_to_wei
-from mintq.worker import batches, lookups, rules
-from mintq.worker.batches import Claimed
+from mintq.worker import lookups, repository, rules
+from mintq.worker.batches import Claimed, NewBatch
 from mintq.worker.context import Context
 from mintq.worker.sizing import Sizing
 
@@ -82,7 +82,7 @@ class Dispatcher:
         )
         batch_id = uuid.uuid4()
         limit = self.sizing.claim_limit(settings, plan.budget)
-        with batches.claiming(ctx.conn, limit=limit, batch_id=batch_id) as claimed:
+        with repository.claiming(ctx.conn, limit=limit, batch_id=batch_id) as claimed:
             recorded = self._record(batch_id, claimed, plan) if claimed else None
         if recorded is None:
             return None
@@ -117,7 +117,7 @@ class Dispatcher:
         ):
             # Over the gas budget (target, block limit or the 2**24 per-tx cap): keep what fits.
             keep = rules.shrink(count=len(items), gas=needed, budget=plan.budget)
-            batches.release(ctx.conn, items[keep:])
+            repository.release(ctx.conn, items[keep:])
             items = items[:keep]
             estimate = ctx.chain.estimate_batch_mint(ctx.signer_address, _recipients(items))
         if not items:
@@ -133,9 +133,9 @@ class Dispatcher:
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
         )
         ctx.fault("after_sign")
-        batches.insert_signed(
+        repository.insert_signed(
             ctx.conn,
-            batches.NewBatch(
+            NewBatch(
                 id=batch_id,
                 chain_id=ctx.chain_id,
                 signer=ctx.signer_address,
@@ -171,7 +171,7 @@ class Dispatcher:
             claimed=len(items), remaining_mints=remaining_mints, inflight_mints=inflight
         )
         # Some of the supply may come back if an in-flight batch fails: those wait and see.
-        batches.release(ctx.conn, items[split.fits : split.fits + split.wait])
+        repository.release(ctx.conn, items[split.fits : split.fits + split.wait])
         self._fail(
             items[split.fits + split.wait :],
             f"max supply reached: the token has {remaining_mints} mints left",
@@ -227,7 +227,7 @@ class Dispatcher:
     def _fail(self, items: Sequence[Claimed], reason: str) -> None:
         if not items:
             return
-        batches.fail(self.ctx.conn, items, reason)
+        repository.fail(self.ctx.conn, items, reason)
         self.ctx.telemetry.event(
             "requests_failed",
             "requests failed",

@@ -1,5 +1,6 @@
 """What the dispatcher and tracker read about batches besides the batches themselves: the
-recipients of one, supply promised to those in flight, the nonce floor, recent gas per mint."""
+recipients of one, supply promised to those in flight, the nonce floor, recent gas per mint.
+Each raises ``errors.DatabaseError`` when PostgreSQL fails."""
 
 from __future__ import annotations
 

@@ -1,10 +1,11 @@
-"""One signer's worker: the advisory lock, the cycles, their pacing and backoff, and the
-run summary.
+"""One signer's worker: the run under the signer's lock, the cycles, their pacing and
+backoff, and the run summary.
 
-A run holds a PostgreSQL session advisory lock keyed by the signer, so a second run for
-the same wallet exits at once. Each cycle (every ``batch_interval_seconds``, settings
-re-read every time) first reconciles this signer's unfinished batches (``Tracker``), then
-claims the head of the line and records one batch (``Dispatcher``) and sends it.
+A run holds the signer's advisory lock (``signer_state``), so a second run for the same
+wallet exits at once. Each cycle (every ``batch_interval_seconds``, settings re-read every
+time) first reconciles this signer's unfinished batches (``Recovery``), then claims the head
+of the line, records one batch (``Dispatcher``) and sends it; with ``max_inflight_batches``
+above 1 it keeps the next blocks full instead (``CycleWork.pipelined``).
 
 Ordering is the whole point: the signed transaction, its nonce and its items are
 committed *before* the broadcast, so after a crash at any instant the next run finds the
@@ -24,25 +25,17 @@ from mintq import chain as chainlib
 from mintq import db, errors, metrics
 from mintq.settings import QueueSettings
 from mintq.signer import Signer
-from mintq.worker import rules
+from mintq.worker import rules, signer_state
 from mintq.worker.batches import Batch
 from mintq.worker.context import DROP_GRACE_SECONDS, Context
+from mintq.worker.cycle_work import CycleWork
 from mintq.worker.dispatch import Dispatcher
 from mintq.worker.faults import FaultHook, no_fault
-from mintq.worker.pipeline import Pipeline
 from mintq.worker.recovery import Recovery
 from mintq.worker.telemetry import RunSummary
 
 #: Extra per-cycle work sharing the worker's connection (e.g. reconciling payments).
 Housekeeping = Callable[[db.Conn, QueueSettings], object]
-
-_QUEUE_STATS = (
-    "pending_count",
-    "processing_count",
-    "completed_count",
-    "failed_count",
-    "unique_payers_pending",
-)
 
 
 class Worker(Context):
@@ -89,7 +82,7 @@ class Worker(Context):
         self.housekeeping = tuple(housekeeping)
         self.dispatcher = Dispatcher(self)
         self.tracker = Recovery(self)
-        self.pipeline = Pipeline(self, self.dispatcher, self.tracker)
+        self.cycles = CycleWork(self, self.dispatcher, self.tracker)
         self._faulted = False
         self._drain = False
 
@@ -100,10 +93,8 @@ class Worker(Context):
 
     @property
     def lock_name(self) -> str:
-        return f"mintq:batch:{self.chain_id}:{self.signer_address.lower()}"
-
-    def _keys(self) -> dict[str, object]:
-        return {"chain_id": self.chain_id, "signer": self.signer_address}
+        """This signer's advisory lock (``signer_state.lock_name``)."""
+        return signer_state.lock_name(self.chain_id, self.signer_address)
 
     # --- the parts, as tests drive them one step at a time --------------------------------
 
@@ -124,35 +115,26 @@ class Worker(Context):
         return self.tracker.reconcile(settings, deadline, wait=wait)
 
     def try_lock(self) -> bool:
-        """Take this signer's session advisory lock if it is free; False if another worker holds it.
-
-        Raises ``errors.ConfigurationError`` (and takes nothing) when the connection goes through a
-        transaction pooler, where the lock would land on a backend other clients share: two workers
-        could both "hold" it, and it would outlive this run.
-        """
-        row = db.one(
-            self.conn,
-            "try_signer_lock",
-            {"lock_name": self.lock_name, "backend_pid": self.conn.info.backend_pid},
-        )
-        if row is not None and not row["own_session"]:
+        """Take this signer's lock (``signer_state.try_lock``): False if another worker holds it;
+        ``signer_state.PooledSession`` (a ``ConfigurationError``) through a transaction pooler."""
+        try:
+            return signer_state.try_lock(self.conn, self.lock_name)
+        except signer_state.PooledSession:
             self.telemetry.event(
                 "pooled_session",
                 "the worker's connection is pooled; refusing to take the signer lock",
                 level=logging.ERROR,
                 signer=self.signer_address,
             )
-            raise errors.ConfigurationError(
-                "the batch worker must connect to PostgreSQL directly, not through a transaction pooler"
-                " (set MINTQ_WORKER_DATABASE_URL / MINTQ_WORKER_DATABASE_SECRET_ARN to the database itself)"
-            )
-        return bool(row and row["locked"])
+            raise
 
     # --- the run loop ---------------------------------------------------------------------
 
     def run(self, deadline: float) -> RunSummary:
         """Cycle until ``deadline`` (a ``clock()`` value) is too close for another cycle.
-        Returns the run's summary (``locked`` False when another run holds the signer)."""
+        Returns the run's summary (``locked`` False when another run holds the signer). Chain
+        and signing faults are the cycle's (logged, backed off, reported as a refusal); raises
+        ``signer_state.PooledSession`` (through a transaction pooler), ``errors.DatabaseError``."""
         summary = self.telemetry.reset()
         if not self.try_lock():
             self.telemetry.event(
@@ -192,8 +174,7 @@ class Worker(Context):
                     break
                 self.sleep(max(0.0, at - self.clock()))
         finally:
-            if not self.conn.broken and not self.conn.closed:
-                db.one(self.conn, "release_signer_lock", {"lock_name": self.lock_name})
+            signer_state.release(self.conn, self.lock_name)
         self.telemetry.event("processor_stop", "processor stop", **summary.as_dict())
         return summary
 
@@ -216,7 +197,7 @@ class Worker(Context):
         self._drain = False
         self.holding = None
         self.reads = {}
-        probe = db.one(self.conn, "cycle_probe", self._keys()) or {}
+        probe = signer_state.probe(self.conn, chain_id=self.chain_id, signer=self.signer_address)
         settings = QueueSettings.from_mapping(probe.get("settings") or {})
         self.telemetry.queue_stats(probe)
         for task in self.housekeeping:
@@ -240,11 +221,14 @@ class Worker(Context):
                 if isinstance(exc, errors.DeadlineReached):
                     return settings  # the invocation's end: no refusal, and no proof of health
                 self.holding = exc
+        chain_id, signer = self.chain_id, self.signer_address
         if self.holding is not None:
-            refusal = {**self._keys(), "code": self.holding.code, "reason": str(self.holding)}
-            db.execute(self.conn, "record_worker_refusal", refusal)
+            reason = str(self.holding)
+            signer_state.record_refusal(
+                self.conn, chain_id=chain_id, signer=signer, code=self.holding.code, reason=reason
+            )
         elif probe.get("refusing"):  # only then: an idle cycle stays one query
-            db.execute(self.conn, "clear_worker_refusal", self._keys())
+            signer_state.clear_refusal(self.conn, chain_id=chain_id, signer=signer)
         return settings
 
     def _fault(self, message: str, exc: errors.MintqError) -> None:
@@ -267,11 +251,6 @@ class Worker(Context):
             # An operator paused the worker (mintq pause): finish what is in flight, claim nothing.
             self.telemetry.event("worker_paused", "paused: claiming nothing new")
         if settings.pipelined:
-            self._drain = self.pipeline.run(settings, deadline, claim=claim)
-            return
-        inflight = self.reconcile(settings, deadline) if has_inflight else []
-        if claim and not inflight and self.clock() + 2 < deadline:
-            dispatched = self.dispatch(settings)
-            sent = self.broadcast(dispatched) if dispatched is not None else []
-            if sent:
-                self.await_receipt(sent[0], settings, deadline)
+            self._drain = self.cycles.pipelined(settings, deadline, claim=claim)
+        else:
+            self.cycles.single(settings, deadline, reconcile=has_inflight, claim=claim)

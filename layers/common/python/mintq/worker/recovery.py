@@ -13,10 +13,10 @@ import logging
 from eth_account.typed_transactions.typed_transaction import TypedTransaction
 from hexbytes import HexBytes
 
-from mintq import db, errors
+from mintq import errors
 from mintq.settings import QueueSettings
 from mintq.units import Wei, gwei_to_wei
-from mintq.worker import batches, rules
+from mintq.worker import repository, rules
 from mintq.worker.batches import Attempt, Batch, BatchStatus
 from mintq.worker.context import REBROADCAST_SECONDS
 from mintq.worker.tracker import Tracker
@@ -33,8 +33,9 @@ class Recovery(Tracker):
         Each batch ends one of three ways: a receipt for one of its attempts (finalised),
         its nonce provably used by a transaction that is not one of its attempts (dropped,
         items back in line uncharged), or still pending (resent, replaced if stuck). With
-        ``wait``, each pending one is awaited (``await_receipt``) before the next.
-        Raises ``errors.ChainError`` / ``errors.SigningError`` (a replacement) as a cycle does.
+        ``wait``, each pending one is awaited (``await_receipt``) before the next; ``deadline``
+        is a ``clock()`` value. Raises ``errors.ChainError`` / ``errors.SigningError`` (a
+        replacement) / ``errors.DeadlineReached`` as a cycle does.
         """
         still: list[Batch] = []
         latest = self.latest_nonce()
@@ -54,14 +55,16 @@ class Recovery(Tracker):
 
     def latest_nonce(self) -> int:
         """The signer's transaction count at the latest block: every batch below it is mined
-        (one of its attempts, or another transaction at its nonce); none at or above it is."""
+        (one of its attempts, or another transaction at its nonce); none at or above it is.
+        Raises ``errors.ChainUnavailable``."""
         ctx = self.ctx
         return ctx.chain.nonce(ctx.signer_address, "latest")
 
     def settle(self, batch: Batch, settings: QueueSettings) -> bool:
         """End a batch whose nonce is used (below ``latest_nonce``): finalise it from its
         receipt, or drop it once the nonce has looked used without a receipt for
-        ``drop_grace_seconds``. False while it waits out that grace."""
+        ``drop_grace_seconds``. False while it waits out that grace. Raises
+        ``errors.ChainUnavailable`` (receipts) or ``errors.DatabaseError``."""
         ctx = self.ctx
         receipt = self.find_receipt(batch)
         if receipt is not None:
@@ -75,9 +78,10 @@ class Recovery(Tracker):
         return True
 
     def drop(self, batch: Batch) -> None:
-        """The batch's nonce was used by another transaction: dropped, items back in line."""
+        """The batch's nonce was used by another transaction: dropped, its requests back in line
+        uncharged (a batch finished meanwhile is left as it is)."""
         reason = f"nonce {batch.nonce} was consumed by a transaction that is not this batch's"
-        batches.drop(self.ctx.conn, batch.id, reason)
+        repository.drop(self.ctx.conn, batch.id, reason)
         self.ctx.telemetry.event(
             "batch_dropped",
             "batch dropped",
@@ -91,7 +95,8 @@ class Recovery(Tracker):
     def keep_alive(self, batch: Batch, settings: QueueSettings, base_fee: Wei) -> Batch:
         """A batch not yet mined: replaced at raised fees when stuck (see ``rules.is_stuck``),
         else its latest attempt resent when never sent by this run, still ``signed``, or last
-        sent ``REBROADCAST_SECONDS`` ago. Returns the batch with any new attempt."""
+        sent ``REBROADCAST_SECONDS`` ago. ``base_fee`` is the latest block's, in wei per gas.
+        Returns the batch with any new attempt; raises as ``replace`` and ``send_latest``."""
         ctx = self.ctx
         latest = batch.latest
         if rules.is_stuck(
@@ -125,7 +130,9 @@ class Recovery(Tracker):
     def replace(self, batch: Batch, settings: QueueSettings) -> Batch | None:
         """Re-sign the batch at its nonce with the same calldata and both fees raised, record
         the new attempt, then broadcast it; returns the batch with it, or None when the fees
-        needed are above the ceiling. Whichever attempt is mined wins."""
+        needed are above the ceiling (``max_fee_per_gas_gwei``; the cycle then reports
+        ``FeeCeilingReached`` as its refusal). Whichever attempt is mined wins. Raises
+        ``errors.SigningError``, ``errors.ChainError``."""
         ctx = self.ctx
         latest = batch.latest
         ceiling = gwei_to_wei(settings.max_fee_per_gas_gwei)
@@ -153,12 +160,13 @@ class Recovery(Tracker):
                 ceiling=ceiling,
             )
             return None
-        original = TypedTransaction.from_bytes(HexBytes(latest.raw_tx)).as_dict()
-        # max_fee >= 2 * base_fee + tip, so the tip always fits under it.
+        # The same call at the same nonce and gas: the calldata is read back from the signed
+        # bytes themselves; max_fee >= 2 * base_fee + tip, so the tip always fits under it.
+        calldata = TypedTransaction.from_bytes(HexBytes(latest.raw_tx)).as_dict()["data"]
         signed = ctx.sign(
-            nonce=int(original["nonce"]),
-            data=bytes(original["data"]),
-            gas=int(original["gas"]),
+            nonce=batch.nonce,
+            data=bytes(calldata),
+            gas=batch.gas_limit,
             max_fee_per_gas=fees.max_fee_per_gas,
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
         )
@@ -170,8 +178,7 @@ class Recovery(Tracker):
             max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
             age_seconds=0.0,
         )
-        with db.transaction(ctx.conn):
-            batches.record_replacement(ctx.conn, batch, attempt)
+        repository.record_replacement(ctx.conn, batch, attempt)
         ctx.telemetry.event(
             "batch_replaced",
             "stuck batch replaced",

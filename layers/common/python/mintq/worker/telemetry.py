@@ -40,6 +40,7 @@ class RunSummary:
     faults: int = 0
 
     def as_dict(self) -> dict[str, Any]:
+        """The summary as a JSON-able dict (field name → count, ``locked`` a bool)."""
         return asdict(self)
 
     def add(self, other: RunSummary) -> None:

@@ -10,9 +10,8 @@ import uuid
 from typing import Any
 
 from mintq import chain as chainlib
-from mintq import db
 from mintq.settings import QueueSettings
-from mintq.worker import batches, lookups
+from mintq.worker import lookups, repository
 from mintq.worker.batches import Batch
 from mintq.worker.context import Context
 
@@ -28,13 +27,17 @@ class Tracker:
         self._nonce_passed: dict[uuid.UUID, float] = {}
 
     def inflight(self, batch_id: uuid.UUID | None = None) -> list[Batch]:
+        """This signer's unfinished batches (or just ``batch_id``), lowest nonce first."""
         ctx = self.ctx
-        return batches.inflight(ctx.conn, chain_id=ctx.chain_id, signer=ctx.signer_address, batch_id=batch_id)
+        return repository.inflight(
+            ctx.conn, chain_id=ctx.chain_id, signer=ctx.signer_address, batch_id=batch_id
+        )
 
     # --- broadcast and receipts ---------------------------------------------------------
 
     def broadcast(self, batch_id: uuid.UUID) -> list[Batch]:
-        """Send a recorded batch; returns it (a list of zero or one) as it stood when sent."""
+        """Send a recorded batch; returns it (a list of zero or one: none when it is no longer
+        unfinished) as it stood when sent. Raises ``errors.ChainError`` as ``send_latest``."""
         sent = self.inflight(batch_id)
         for batch in sent:
             self.send_latest(batch)
@@ -51,18 +54,21 @@ class Tracker:
         return sent
 
     def send_latest(self, batch: Batch) -> chainlib.SendOutcome:
-        """Broadcast the batch's newest attempt (the same bytes every time; safe to repeat)."""
+        """Broadcast the batch's newest attempt (the same bytes every time; safe to repeat) and,
+        once a node has it, mark the batch sent. Returns the node's ``SendOutcome``; raises
+        ``errors.SignerUnderfunded``, ``errors.ChainUnavailable`` or ``errors.ChainError``."""
         ctx = self.ctx
         attempt = batch.latest
         outcome = ctx.chain.send_raw(attempt.raw_tx)
         self._last_sent[attempt.tx_hash] = ctx.clock()
         if outcome in (chainlib.SendOutcome.ACCEPTED, chainlib.SendOutcome.ALREADY_KNOWN):
-            batches.mark_sent(ctx.conn, batch.id)
+            repository.mark_sent(ctx.conn, batch.id)
         ctx.fault("after_broadcast")
         return outcome
 
     def find_receipt(self, batch: Batch) -> chainlib.Receipt | None:
-        """The receipt of whichever attempt was mined, newest looked up first."""
+        """The receipt of whichever attempt was mined, newest looked up first; None while none
+        is. Raises ``errors.ChainUnavailable``."""
         for attempt in reversed(batch.attempts):
             receipt = self.ctx.chain.receipt(attempt.tx_hash)
             if receipt is not None:
@@ -70,8 +76,9 @@ class Tracker:
         return None
 
     def await_receipt(self, batch: Batch, settings: QueueSettings, deadline: float) -> bool:
-        """Wait up to ``receipt_wait_seconds`` (and 1 s before ``deadline``) for the batch's
-        receipt and finalise it; False when it has not come (never a failure)."""
+        """Wait up to ``receipt_wait_seconds`` (and until 1 s before ``deadline``, a ``clock()``
+        value), polling every ``poll_seconds``, for the batch's receipt and finalise it; False
+        when it has not come (never a failure). Raises ``errors.ChainError``."""
         ctx = self.ctx
         until = min(ctx.clock() + settings.receipt_wait_seconds, deadline - 1.0)
         while True:
@@ -89,7 +96,10 @@ class Tracker:
             ctx.sleep(min(ctx.poll_seconds, until - now))
 
     def finalize(self, batch: Batch, receipt: chainlib.Receipt, settings: QueueSettings) -> None:
-        """Record a mined batch in one transaction (idempotent: a second call changes nothing)."""
+        """Record a mined batch in one transaction (idempotent: a second call changes nothing):
+        status 1 completes its requests; status 0 charges each an attempt (back in line, or
+        failed at ``retry_max_attempts``), with the revert reason replayed from the chain.
+        Raises ``errors.ChainUnavailable`` (the replay) or ``errors.DatabaseError``."""
         ctx = self.ctx
         log: dict[str, Any] = {
             "batch_id": str(batch.id),
@@ -99,8 +109,8 @@ class Tracker:
             "gas_used": receipt.gas_used,
         }
         if receipt.status == 1:
-            with db.transaction(ctx.conn):
-                done = batches.complete(ctx.conn, batch.id, receipt)
+            with repository.finalising(ctx.conn):
+                done = repository.complete(ctx.conn, batch.id, receipt)
                 ctx.fault("mid_record")
             ctx.telemetry.event(
                 "batch_confirmed",
@@ -114,8 +124,8 @@ class Tracker:
             return
         recipients = lookups.recipients(ctx.conn, batch.id)
         reason = ctx.chain.revert_reason(ctx.signer_address, recipients, receipt.block_number)
-        with db.transaction(ctx.conn):
-            done = batches.revert(
+        with repository.finalising(ctx.conn):
+            done = repository.revert(
                 ctx.conn,
                 batch.id,
                 receipt,

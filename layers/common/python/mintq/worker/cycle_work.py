@@ -1,4 +1,9 @@
-"""The pipelined cycle (``max_inflight_batches`` > 1): keep the next blocks full.
+"""A cycle's work, once the probe found some: one batch at a time, or pipelined.
+
+With ``max_inflight_batches`` 1 (``single``): settle what is in flight, each receipt awaited,
+then send one batch and await its receipt.
+
+Pipelined (``max_inflight_batches`` > 1): keep the next blocks full.
 
 One thread, two jobs, dispatch first. The window is counted in batches not yet mined (at or
 above the signer's ``latest`` nonce): a batch that is mined but not yet finalised takes no
@@ -8,7 +13,7 @@ since; a new block opens the window again and dispatching resumes before the res
 finalised. Only a backlog as deep as the window is finalised first, so it stays bounded
 when dispatching cannot keep up with the chain.
 
-Every step is the same one a non-pipelined cycle takes (``Dispatcher.dispatch``,
+Every step is one the single-batch cycle takes too (``Dispatcher.dispatch``,
 ``Tracker.broadcast``, ``Recovery.settle``), in another order: the write-ahead record, the
 crash points and the guarded moves are theirs.
 """
@@ -31,15 +36,27 @@ MAX_CYCLES_PER_INTERVAL = 3
 DISPATCH_ROOM_SECONDS = 2.0
 
 
-class Pipeline:
-    """One pipelined cycle of one signer's worker (``Context``)."""
+class CycleWork:
+    """The work of one cycle of one signer's worker (``Context``)."""
 
     def __init__(self, ctx: Context, dispatcher: Dispatcher, tracker: Recovery) -> None:
         self.ctx = ctx
         self.dispatcher = dispatcher
         self.tracker = tracker
 
-    def run(self, settings: QueueSettings, deadline: float, *, claim: bool) -> bool:
+    def single(self, settings: QueueSettings, deadline: float, *, reconcile: bool, claim: bool) -> None:
+        """Settle every unfinished batch (with ``reconcile``), waiting up to
+        ``receipt_wait_seconds`` for each; then, with ``claim`` and nothing left in flight, record,
+        send and await one batch. ``deadline`` is a ``clock()`` value. Raises what
+        ``Dispatcher.dispatch`` and ``Recovery`` raise."""
+        inflight = self.tracker.reconcile(settings, deadline) if reconcile else []
+        if claim and not inflight and self.ctx.clock() + DISPATCH_ROOM_SECONDS < deadline:
+            dispatched = self.dispatcher.dispatch(settings)
+            sent = self.tracker.broadcast(dispatched) if dispatched is not None else []
+            if sent:
+                self.tracker.await_receipt(sent[0], settings, deadline)
+
+    def pipelined(self, settings: QueueSettings, deadline: float, *, claim: bool) -> bool:
         """Keep this signer's unmined batches at the window, finalising mined ones in the
         gaps, for about ``batch_interval_seconds`` (ending at an idle moment), or until
         nothing is left, or until ``deadline`` (a ``clock()`` value) is near. ``claim`` False
