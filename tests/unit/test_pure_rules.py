@@ -89,7 +89,9 @@ def test_revert_data_decodes_to_readable_reasons() -> None:
     selector = node_replies.selector("MaxSupplyExceeded(uint256,uint256)")
     data = "0x" + (selector + encode(["uint256", "uint256"], [5, 2])).hex()
     assert node_replies.decode_revert(data) == "MaxSupplyExceeded(5, 2)"
-    assert node_replies.decode_revert("0x" + node_replies.selector("EnforcedPause()").hex()) == "EnforcedPause()"
+    assert (
+        node_replies.decode_revert("0x" + node_replies.selector("EnforcedPause()").hex()) == "EnforcedPause()"
+    )
     assert node_replies.decode_revert("0xdeadbeef") == "reverted (data 0xdeadbeef)"
 
 
