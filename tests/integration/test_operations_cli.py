@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -79,6 +80,19 @@ def paid_failed_request(conn: Any, payer: str) -> uuid.UUID:
     return payment["queue_id"]
 
 
+SIGNER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
+
+
+def record_inflight_batch(conn: Any) -> None:
+    """A batch the worker recorded and sent, not yet mined (for the per-signer figures)."""
+    conn.execute(
+        "INSERT INTO batch_mints (batch_tx_hash, mint_count, status, sent_at, chain_id, signer_address,"
+        " token_address, nonce, gas_limit, max_fee_per_gas, max_priority_fee_per_gas)"
+        " VALUES (%(hash)s, 2, 'pending', now(), 31337, %(signer)s, %(token)s, 0, 100000, 1, 1)",
+        {"hash": "0x" + os.urandom(32).hex(), "signer": SIGNER, "token": "0x" + "22" * 20},
+    )
+
+
 # --- migrate -------------------------------------------------------------------------
 
 
@@ -116,6 +130,9 @@ def test_settings_set_stores_a_valid_value_and_refuses_a_bad_one_with_its_rule(
         ("batch_interval_seconds", "nan", "a number above 0"),
         ("max_batch_size", "1.5", "a whole number above 0"),
         ("worker_paused", "maybe", "true or false"),
+        # Floors the worker would otherwise apply silently over a stored value:
+        ("fee_bump_percent", "5", "at least 10 (nodes refuse a replacement"),
+        ("idempotency_key_retention_hours", "1", "at least 24"),
         ("no_such_setting", "1", "unknown setting"),
     ]:
         code, _, err = run(capsys, "--database-url", database_url, "settings", "set", "--", key, value)
@@ -147,6 +164,11 @@ def test_usage_errors_exit_2_and_refusals_exit_1_from_the_installed_command(data
     assert refused.returncode == 1 and "queueId must be a UUID" in refused.stderr
     ok = subprocess.run([exe, "stats", "--json"], check=False, capture_output=True, text=True, env=env)
     assert ok.returncode == 0 and json.loads(ok.stdout)["counts"]["pending"] == 0
+    # No database given at all is wrong usage, and the message says how to give one.
+    bare = {k: v for k, v in env.items() if not k.startswith("MINTQ_DATABASE")}
+    nowhere = subprocess.run([exe, "stats"], check=False, capture_output=True, text=True, env=bare)
+    assert nowhere.returncode == 2, nowhere.stderr
+    assert "no database given" in nowhere.stderr and ".local/stack.json" in " ".join(nowhere.stderr.split())
 
 
 # --- stats, requests, retry ----------------------------------------------------------
@@ -163,6 +185,22 @@ def test_stats_counts_and_requests_show(
     assert shown["id"] == str(ids[1]) and shown["status"] == "pending" and shown["queue_position"] == 2
     code, _, err = run(capsys, "--database-url", database_url, "requests", "show", str(uuid.uuid4()))
     assert code == 1 and "no request" in err
+
+
+def test_stats_still_shows_the_queue_when_the_rpc_is_unreachable(
+    database_url: str, conn: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    enqueue_all(conn, fresh_addresses(2))
+    record_inflight_batch(conn)
+    with socket.socket() as probe:  # a port nothing listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    stats = run_json(capsys, "--database-url", database_url, "stats", "--rpc-url", dead)
+    assert stats["counts"]["pending"] == 2
+    assert [s["signer_address"].lower() for s in stats["signers"]] == [SIGNER.lower()]
+    assert stats["signers"][0]["error"].startswith("RPC unreachable")
+    code, out, _ = run(capsys, "--database-url", database_url, "stats", "--rpc-url", dead)
+    assert code == 0 and "RPC unreachable" in out and "pending" in out
 
 
 def test_retry_failed_is_safe_shows_the_count_first_and_runs_in_one_transaction(

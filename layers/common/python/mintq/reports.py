@@ -81,6 +81,41 @@ def signer_nonces(conn: db.Conn) -> list[dict[str, Any]]:
     return [_json(dict(r)) for r in db.rows(conn, "signer_nonces")]
 
 
+def signers_on_chain(rpc_url: str, signers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each signer's balance (wei, as text) and nonce lag: the next nonce recorded minus the
+    chain's count of mined transactions (``eth_getTransactionCount`` at ``latest``).
+
+    ``signers`` are rows of :func:`signer_nonces`. A node that cannot be reached, times out
+    (10 s) or answers with an error gives that signer ``{"signer_address", "error"}`` instead:
+    the queue's figures matter most when the chain is in trouble, so they are never lost to it.
+    """
+    from requests.exceptions import RequestException  # web3's HTTP transport
+    from web3 import Web3  # only this option needs the chain
+    from web3.exceptions import Web3Exception
+
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    out: list[dict[str, Any]] = []
+    for signer in signers:
+        address = Web3.to_checksum_address(signer["signer_address"])
+        recorded_next = int(signer["highest_recorded"]) + 1 if signer["highest_recorded"] is not None else 0
+        try:
+            mined = int(w3.eth.get_transaction_count(address, "latest"))
+            balance = int(w3.eth.get_balance(address))
+        except (RequestException, Web3Exception, OSError, ValueError) as exc:
+            out.append({"signer_address": address, "error": f"RPC unreachable: {type(exc).__name__}: {exc}"})
+            continue
+        out.append(
+            {
+                "signer_address": address,
+                "balance_wei": str(balance),
+                "chain_nonce": mined,
+                "recorded_next_nonce": recorded_next,
+                "nonce_lag": recorded_next - mined,
+            }
+        )
+    return out
+
+
 def request(conn: db.Conn, queue_id: str) -> dict[str, Any]:
     """One request as the API shows it, plus its batch (id, nonce, status, hash) and tries.
 

@@ -68,12 +68,21 @@ class QueueSettings:
 
 FIELDS: dict[str, dataclasses.Field[object]] = {f.name: f for f in dataclasses.fields(QueueSettings)}
 
+#: Settings with a floor above 0, and why: a value under it would be stored and then overridden.
+MINIMUMS: dict[str, tuple[float, str]] = {
+    "fee_bump_percent": (10.0, "nodes refuse a replacement that raises the fees by less than 10 %"),
+    "idempotency_key_retention_hours": (24.0, "clients are promised their Idempotency-Key answers for 24 h"),
+}
+
 
 def rule(name: str) -> str:
     """The rule a value of ``name`` must follow, in words (shown when a value is refused)."""
     kind = FIELDS[name].type
     if kind in (bool, "bool"):
         return "true or false"
+    if name in MINIMUMS:
+        floor, why = MINIMUMS[name]
+        return f"a number of at least {format_setting(floor)} ({why})"
     if kind in (int, "int"):
         return "a whole number above 0"
     return "a number above 0"
@@ -83,7 +92,7 @@ def parse_setting(name: str, raw: str) -> float | int | bool:
     """The typed value of one setting, by the rules the worker applies.
 
     Raises ``errors.InvalidSetting`` naming the rule for an unknown key or a value that
-    breaks it (not a number, not positive, not a boolean).
+    breaks it (not a number, not positive, under its floor in ``MINIMUMS``, not a boolean).
     """
     field = FIELDS.get(name)
     if field is None:
@@ -101,6 +110,8 @@ def parse_setting(name: str, raw: str) -> float | int | bool:
     except ValueError:
         raise errors.InvalidSetting(f"{name} must be {rule(name)}, not {raw!r}") from None
     if not 0 < value < math.inf:  # NaN fails both comparisons: neither it nor inf is a setting
+        raise errors.InvalidSetting(f"{name} must be {rule(name)}, not {raw!r}")
+    if name in MINIMUMS and value < MINIMUMS[name][0]:
         raise errors.InvalidSetting(f"{name} must be {rule(name)}, not {raw!r}")
     return value
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -47,8 +48,18 @@ class Target:
     database_url: str | None = None
 
     def url(self) -> str:
-        # --database-url, else MINTQ_DATABASE_URL or MINTQ_DATABASE_SECRET_ARN (a ConfigurationError otherwise)
-        return self.database_url or config.database_url()
+        """--database-url (or MINTQ_DATABASE_URL), else MINTQ_DATABASE_SECRET_ARN's secret.
+
+        Raises ``typer.BadParameter`` (usage, exit 2) when none is given."""
+        if self.database_url:
+            return self.database_url
+        if not os.environ.get("MINTQ_DATABASE_SECRET_ARN"):
+            raise typer.BadParameter(
+                "no database given: pass --database-url, or set MINTQ_DATABASE_URL or"
+                " MINTQ_DATABASE_SECRET_ARN (the local stack's is `database_url` in .local/stack.json)",
+                param_hint="--database-url",
+            )
+        return config.database_url()
 
 
 @app.callback()

@@ -6,7 +6,7 @@ import csv
 import enum
 import sys
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -33,7 +33,7 @@ def stats(
     with connection(ctx) as conn:
         data = reports.stats(conn, window_seconds=window)
         if rpc_url:
-            data["signers"] = _signers_on_chain(rpc_url, reports.signer_nonces(conn))
+            data["signers"] = reports.signers_on_chain(rpc_url, reports.signer_nonces(conn))
     if as_json:
         render.emit_json(data)
         return
@@ -65,29 +65,13 @@ def stats(
         ],
     )
     if "signers" in data:
-        render.table("signers on chain", data["signers"])
-
-
-def _signers_on_chain(rpc_url: str, signers: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Balance (wei) and nonce lag (recorded next nonce minus the chain's mined count)."""
-    from web3 import Web3  # only this option needs the chain
-
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
-    out = []
-    for signer in signers:
-        address = Web3.to_checksum_address(signer["signer_address"])
-        mined = int(w3.eth.get_transaction_count(address, "latest"))
-        recorded_next = int(signer["highest_recorded"]) + 1 if signer["highest_recorded"] is not None else 0
-        out.append(
-            {
-                "signer_address": address,
-                "balance_wei": str(w3.eth.get_balance(address)),
-                "chain_nonce": mined,
-                "recorded_next_nonce": recorded_next,
-                "nonce_lag": recorded_next - mined,
-            }
-        )
-    return out
+        columns = ["signer_address", "balance_wei", "chain_nonce", "recorded_next_nonce", "nonce_lag"]
+        render.table("signers on chain", data["signers"], columns)
+        for row in data["signers"]:
+            if "error" in row:
+                render.out.print(
+                    f"[bold yellow]{row['signer_address']}[/bold yellow]: {row['error']}", highlight=False
+                )
 
 
 @requests_app.command("show")
