@@ -24,7 +24,8 @@ database and prints one JSON report:
 
 It exits 1 if anything was lost, doubled or unminted. Only 127.0.0.1 is ever contacted, and
 everything is bounded: ``--count``, ``--max-seconds`` overall. ``--batch-interval`` and
-``--max-batch-size`` change ``system_settings`` for the run and put the old values back.
+``--max-batch-size`` (and ``--max-inflight``) change ``system_settings`` for the run and put the
+old values back.
 """
 
 from __future__ import annotations
@@ -259,6 +260,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=4 * 3600, help="give up after this long")
     parser.add_argument("--batch-interval", type=float, default=None, help="set batch_interval_seconds")
     parser.add_argument("--max-batch-size", type=int, default=None, help="set max_batch_size")
+    parser.add_argument(
+        "--max-inflight",
+        type=int,
+        default=None,
+        help="set max_inflight_batches (above 1: the pipelined worker, several batches in flight per kill)",
+    )
     parser.add_argument("--stack", type=Path, default=STACK_FILE)
     parser.add_argument("--seed", type=int, default=None)
     args = parser.parse_args(argv)
@@ -292,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     }
     overrides = {
         k: v
-        for k, v in (("batch_interval_seconds", args.batch_interval), ("max_batch_size", args.max_batch_size))
+        for k, v in (
+            ("batch_interval_seconds", args.batch_interval),
+            ("max_batch_size", args.max_batch_size),
+            ("max_inflight_batches", args.max_inflight),
+        )
         if v is not None
     }
     for key, value in overrides.items():
