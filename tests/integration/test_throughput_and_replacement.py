@@ -202,3 +202,32 @@ def test_a_signer_leaves_the_supply_another_signers_batch_in_flight_will_take(
         r["status"]: r["n"]
         for r in conn.execute("SELECT status::text, count(*) AS n FROM mint_queue GROUP BY 1")
     } == {"completed": 5, "failed": 2}
+
+
+def test_a_pipelined_worker_dispatches_into_the_open_window_before_it_finalises_mined_batches(
+    chain_env: ChainEnv, conn: Any, database_url: str, set_setting: Any
+) -> None:
+    """The window counts batches not yet mined: a mined batch waiting to be finalised holds no
+    dispatch back, and finalising waits until the window is full again."""
+    token = chain_env.deploy()
+    set_setting("max_batch_size", 5)
+    set_setting("max_inflight_batches", 6)
+    enqueue_all(conn, fresh_addresses(15))
+    worker = chain_env.worker(database_url, token)
+    chain_env.automine(False)
+    try:
+        worker.cycle(time.monotonic() + 10)
+        first = [r["id"] for r in conn.execute("SELECT id FROM batch_mints ORDER BY nonce")]
+        assert len(first) == 3, "the line ran out before the window filled"
+        enqueue_all(conn, fresh_addresses(15))
+        chain_env.mine()  # the three are mined, none finalised yet
+        worker.cycle(time.monotonic() + 10)
+    finally:
+        chain_env.automine(True)
+    rows = conn.execute("SELECT id, status::text, created_at, confirmed_at FROM batch_mints").fetchall()
+    old = [r for r in rows if r["id"] in first]
+    new = [r for r in rows if r["id"] not in first]
+    assert {r["status"] for r in old} == {"confirmed"} and len(new) == 3
+    assert max(r["created_at"] for r in new) < min(r["confirmed_at"] for r in old), "dispatched first"
+    drain(worker)
+    assert assert_exactly_once(chain_env, conn, token) == 30
