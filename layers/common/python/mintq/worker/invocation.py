@@ -84,7 +84,7 @@ def run_invocation(remaining_ms: int, *, safety_seconds: float | None = None) ->
             telemetry.event(
                 "cycle_fault",
                 "workers not started: chain fault",
-                level=logging.ERROR,
+                level=logging.WARNING,  # the next scheduled run tries again
                 metric={"WorkerFault": 1},
                 summary={"faults": 1},
                 error=str(exc),

@@ -236,7 +236,9 @@ class Worker(Context):
         self.telemetry.event(
             "cycle_fault",
             message,
-            level=logging.ERROR,
+            # Retried with backoff; one that persists is the signer's refusal (worker_refusals,
+            # /queue/status "refusing"), which is what calls a person.
+            level=logging.WARNING,
             metric={"WorkerFault": 1},
             summary={"faults": 1},
             error=str(exc),

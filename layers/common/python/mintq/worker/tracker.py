@@ -136,7 +136,8 @@ class Tracker:
         ctx.telemetry.event(
             "batch_failed",
             "batch failed",
-            level=logging.ERROR,
+            # A person is needed only for requests that failed for good; requeued ones retry.
+            level=logging.ERROR if done.failed else logging.WARNING,
             metric={"BatchReverted": 1},
             summary={"batches_reverted": done.batches, "requests_failed": done.failed},
             reason=reason,
