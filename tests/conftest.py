@@ -20,9 +20,15 @@ os.environ["POWERTOOLS_TRACE_DISABLED"] = "1"
 
 from devstack import postgres  # noqa: E402
 from mintq import config, db, migrations  # noqa: E402
+from tests.support import scheduling  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups and before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    scheduling.arrange(items)
 
 
 @pytest.fixture(scope="session")

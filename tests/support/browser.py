@@ -7,10 +7,9 @@ missing (idempotent, the way ``make test`` installs every other Debian dependenc
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
+
+from tests.support import debian
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -38,20 +37,7 @@ def ensure_chromium() -> str:
 
     Raises ``subprocess.CalledProcessError`` when apt-get fails (no root, no network).
     """
-    if os.access(CHROMIUM, os.X_OK):
-        return CHROMIUM
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(["apt-get", "update", "-q"], check=True, env=env, stdout=subprocess.DEVNULL)
-    subprocess.run(
-        ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"],
-        check=True,
-        env=env,
-        stdout=subprocess.DEVNULL,
-    )
-    found = CHROMIUM if os.access(CHROMIUM, os.X_OK) else shutil.which("chromium")
-    if not found:
-        raise RuntimeError("apt-get installed chromium but no chromium binary is on PATH")
-    return found
+    return debian.ensure(CHROMIUM, "chromium")
 
 
 def artifact_path(name: str) -> Path:

@@ -1,0 +1,81 @@
+"""How ``make test`` spreads the suite over pytest-xdist workers, and which tests it keeps out.
+
+Most tests wait (for anvil's blocks, a stack's start-up, a deadline) rather than compute, so
+several workers finish the suite in a fraction of its serial wall time even on two cores. The
+Makefile runs ``pytest -n N --dist loadgroup -m "not serial"`` first, then ``pytest -m serial``
+alone; :func:`arrange` (called from tests/conftest.py at collection) prepares the items for that.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+#: Tests whose assertions hold only when the machine gives them its time: each measures a rate
+#: or must get through a fixed amount of work before a fixed deadline, so three other workers
+#: competing for two cores can fail them without any bug. Marked ``serial``: ``make test`` runs
+#: them after the parallel part, one at a time. (module path, test function name)
+SERIAL: tuple[tuple[str, str, str], ...] = (
+    (
+        "tests/integration/test_measured_eta.py",
+        "test_the_estimate_behind_a_backlog_is_within_half_of_the_observed_wait",
+        "compares the wait it predicted from the measured mint rate with the wait observed next",
+    ),
+    (
+        "tests/integration/test_faults.py",
+        "test_five_worker_processes_race_and_the_survivors_finish_after_the_lock_holder_is_killed_mid_batch",
+        "five worker processes start at once (each imports web3) and must hand the lock over in time",
+    ),
+    (
+        "tests/integration/test_throughput_and_replacement.py",
+        "test_a_signer_pool_sends_in_parallel_without_sharing_a_nonce_or_an_item",
+        "three signers must mint 60 requests within 8 s, each confirming a batch",
+    ),
+    (
+        "tests/integration/test_batcher.py",
+        "test_five_concurrent_invocations_have_one_sender_and_no_nonce_errors",
+        "the one sender must mint 30 requests in 5 batches, 1 s apart, within 9 s",
+    ),
+)
+
+
+def _is_serial(item: pytest.Item) -> bool:
+    path, _, name = item.nodeid.partition("::")
+    function = name.split("[", 1)[0]
+    return any(path == module and function == test for module, test, _ in SERIAL)
+
+
+def _module_scoped_fixtures(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    if info is None:
+        return False
+    return any(
+        defs and defs[-1].scope in ("module", "package", "class") for defs in info.name2fixturedefs.values()
+    )
+
+
+def arrange(items: list[pytest.Item]) -> None:
+    """Mark the :data:`SERIAL` tests; keep each module's users of a module-scoped fixture (a
+    local stack, a replica, a deployed contract) on one worker so it starts once; in a worker,
+    hand out the long tests first so none of them starts last and stretches the run."""
+    for item in items:
+        if _is_serial(item):
+            item.add_marker(pytest.mark.serial)
+        elif _module_scoped_fixtures(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Every worker sorts alike (xdist checks that all collected the same list); groups are
+        # handed out before single tests, largest first, whatever this order.
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+def serial_entries_exist(repo_root: Path) -> list[str]:
+    """The :data:`SERIAL` entries that name no test function (renamed or removed tests)."""
+    missing = []
+    for module, test, _ in SERIAL:
+        path = repo_root / module
+        if not path.exists() or f"def {test}(" not in path.read_text():
+            missing.append(f"{module}::{test}")
+    return missing
