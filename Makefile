@@ -35,14 +35,15 @@ deps: $(VENV)/.stamp node_modules/.stamp
 dev: deps ## run the local stack in the foreground (PostgreSQL, anvil, API on :3000, batch worker)
 	$(PY) -m devstack
 
-# Workers for the parallel part of `make test`: its tests mostly wait (blocks, start-ups), so
-# more workers than cores pay off; the `serial` ones run afterwards, alone.
+# Workers for the parallel part of `make test`, whole modules each (tests/support/scheduling.py):
+# its tests mostly wait (blocks, start-ups), so more workers than cores pay off; the tests
+# marked `serial` run afterwards, alone.
 TEST_WORKERS ?= 4
 
 # Both parts run whatever the first gave; pytest's 5 (nothing selected) fails only if both say it.
 test: deps ## run the whole test suite against real PostgreSQL and anvil (TEST_WORKERS=4 in parallel, then the serial tests)
 	parallel=0; alone=0; \
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not serial" $(PYTEST_ARGS) || parallel=$$?; \
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder -m "not serial" $(PYTEST_ARGS) || parallel=$$?; \
 	$(PY) -m pytest -m serial $(PYTEST_ARGS) || alone=$$?; \
 	if [ $$parallel = 5 ] && [ $$alone = 5 ]; then exit 5; fi; \
 	for code in $$parallel $$alone; do case $$code in 0|5) ;; *) exit $$code ;; esac; done

@@ -2,8 +2,12 @@
 
 Most tests wait (for anvil's blocks, a stack's start-up, a deadline) rather than compute, so
 several workers finish the suite in a fraction of its serial wall time even on two cores. The
-Makefile runs ``pytest -n N --dist loadgroup -m "not serial"`` first, then ``pytest -m serial``
+Makefile runs ``pytest -n N --dist loadscope -m "not serial"`` first, then ``pytest -m serial``
 alone; :func:`arrange` (called from tests/conftest.py at collection) prepares the items for that.
+
+``loadscope`` hands out whole modules, so a module-scoped fixture (a local stack with Chromium's
+page on it, a replica, a deployed contract) starts once. (``loadgroup`` with ``xdist_group``
+marks would be finer, but pytest-xdist 3.8 cannot group under pytest 9.2: pytest-xdist#1386.)
 """
 
 from __future__ import annotations
@@ -47,28 +51,21 @@ def _is_serial(item: pytest.Item) -> bool:
     return any(path == module and function == test for module, test, _ in SERIAL)
 
 
-def _module_scoped_fixtures(item: pytest.Item) -> bool:
-    info = getattr(item, "_fixtureinfo", None)
-    if info is None:
-        return False
-    return any(
-        defs and defs[-1].scope in ("module", "package", "class") for defs in info.name2fixturedefs.values()
-    )
-
-
 def arrange(items: list[pytest.Item]) -> None:
-    """Mark the :data:`SERIAL` tests; keep each module's users of a module-scoped fixture (a
-    local stack, a replica, a deployed contract) on one worker so it starts once; in a worker,
-    hand out the long tests first so none of them starts last and stretches the run."""
+    """Mark the :data:`SERIAL` tests; in a worker, put the modules that hold a ``slow`` test
+    first, so that no long module starts last and stretches the run."""
     for item in items:
         if _is_serial(item):
             item.add_marker(pytest.mark.serial)
-        elif _module_scoped_fixtures(item):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.partition("::")[0]))
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        # Every worker sorts alike (xdist checks that all collected the same list); groups are
-        # handed out before single tests, largest first, whatever this order.
-        items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+        # Every worker sorts alike (xdist checks that all collected the same list), and the
+        # Makefile keeps xdist from reordering modules by their number of tests.
+        slow_modules = {_module(item) for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: _module(item) not in slow_modules)
+
+
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.partition("::")[0]
 
 
 def serial_entries_exist(repo_root: Path) -> list[str]:
