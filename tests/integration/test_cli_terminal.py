@@ -3,8 +3,11 @@ captured with ``capture-pane`` and kept as a test artifact (tests/artifacts/).""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,11 +32,15 @@ def terminal() -> Iterator[Terminal]:
 
 class Terminal:
     def __init__(self, tmux: str) -> None:
-        self.tmux = tmux
         self.name = f"mintq-help-{uuid.uuid4().hex[:8]}"
+        # A tmux server of its own (-S: its own socket): the default one is shared with every
+        # other tmux user on the machine, and a new session that reaches it while it exits (the
+        # previous test closed its last session) fails with "server exited unexpectedly".
+        self.socket_dir = tempfile.mkdtemp(prefix="mintq-tmux-")
+        self.tmux = [tmux, "-S", os.path.join(self.socket_dir, "socket")]
         subprocess.run(
             [
-                tmux,
+                *self.tmux,
                 "new-session",
                 "-d",
                 "-s",
@@ -53,12 +60,15 @@ class Terminal:
         )
 
     def run(self, command: str, *, until: str, timeout: float = 30) -> str:
-        subprocess.run([self.tmux, "send-keys", "-t", self.name, "clear; " + command, "Enter"], check=True)
+        subprocess.run([*self.tmux, "send-keys", "-t", self.name, "clear; " + command, "Enter"], check=True)
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = subprocess.run(
-                [self.tmux, "capture-pane", "-p", "-t", self.name], check=True, capture_output=True, text=True
+                [*self.tmux, "capture-pane", "-p", "-t", self.name],
+                check=True,
+                capture_output=True,
+                text=True,
             ).stdout
             if until in screen and screen.rstrip().endswith(PROMPT.strip()):
                 return screen
@@ -66,7 +76,8 @@ class Terminal:
         raise AssertionError(f"{until!r} never appeared:\n{screen}")
 
     def close(self) -> None:
-        subprocess.run([self.tmux, "kill-session", "-t", self.name], check=False)
+        subprocess.run([*self.tmux, "kill-server"], check=False)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)  # the server leaves its socket behind
 
 
 @pytest.mark.parametrize(
