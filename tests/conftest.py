@@ -26,7 +26,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _counter = itertools.count()
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups and before -m deselects
+@pytest.hookimpl(tryfirst=True)  # the serial marks must be there before -m selects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     scheduling.arrange(items)
 
