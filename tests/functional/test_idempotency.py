@@ -96,11 +96,13 @@ def test_pruning_never_goes_under_the_24_hours_promised_whatever_the_setting(
         mint(ALICE, key)
     _age_key(conn, "a", 25)
     _age_key(conn, "b", 23)
-    set_setting("idempotency_key_retention_hours", "1")
+    set_setting("idempotency_key_retention_hours", "1")  # by hand, under the 24 h floor
     probe = db.one(conn, "cycle_probe", {"signer": "0x" + "00" * 20, "chain_id": 1})
     configured = settings.QueueSettings.from_mapping((probe or {}).get("settings") or {})
-    assert configured.idempotency_key_retention_hours == 1
-    assert queue.IdempotencyKeyPruner()(conn, configured) == 1
+    assert configured.idempotency_key_retention_hours == 48  # refused by the rules: the default stands
+    assert queue.IdempotencyKeyPruner()(conn, configured) == 0  # nothing is 48 h old
+    # The pruner keeps its own floor for settings built any other way.
+    assert queue.IdempotencyKeyPruner()(conn, settings.QueueSettings(idempotency_key_retention_hours=1)) == 1
     assert _keys(conn) == {"b"}
 
 

@@ -177,6 +177,8 @@ def test_positions_shrink_as_the_worker_claims_and_requeued_requests_count_ahead
     ids = [enqueue(ALICE if i % 2 else BOB) for i in range(6)]
     claimed = db.rows(conn, "claim_requests", {"limit": 2, "batch_id": uuid.uuid4()})
     assert [str(r["id"]) for r in claimed] == ids[:2]
+    # As the worker's claiming transaction ends (worker/repository.claiming):
+    db.execute(conn, "advance_claim_cursor", {"position": claimed[-1]["queue_position"]})
     assert [item(i)[1]["queue_position"] for i in ids[2:]] == [1, 2, 3, 4]
     # One claimed request goes back in line: it is now ahead of everybody.
     db.execute(conn, "release_requests", {"ids": [claimed[0]["id"]]})
