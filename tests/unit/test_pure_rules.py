@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from mintq import addresses, db, errors, eta, node_replies, queue
+from mintq import addresses, db, errors, eta, node_replies
 from mintq.settings import QueueSettings
 
 
@@ -20,7 +20,7 @@ def test_query_file_parses_into_named_blocks() -> None:
 def test_every_query_the_code_names_exists() -> None:
     import pathlib
 
-    root = pathlib.Path(queue.__file__).parent
+    root = pathlib.Path(db.__file__).parent
     used = set()
     for source in root.rglob("*.py"):
         used |= set(re.findall(r'db\.(?:one|rows|execute)\(\s*[\w.]+,\s*"([a-z_]+)"', source.read_text()))
