@@ -54,7 +54,7 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "batch_attempts": (cols("SELECT", "batch_id tx_hash attempt"), {"SELECT", "INSERT", "UPDATE(status)"}),
     "system_settings": ({"SELECT"}, {"SELECT"}),
     "queue_cursor": ({"SELECT"}, {"SELECT", "UPDATE(claimed_through)"}),
-    "queue_counters": (set(), set()),  # written by the owner's triggers, read through queue_stats
+    "queue_counts": (set(), set()),  # written by the owner's triggers and mintq_enqueue, read through queue_stats
     "payer_pending": ({"SELECT"}, set()),
     "idempotency_keys": (
         {"SELECT"} | cols("INSERT", "key request_hash") | cols("UPDATE", "queue_id status_code response"),
@@ -217,7 +217,7 @@ REFUSED_TO_THE_API = [
     "INSERT INTO batch_mints (batch_tx_hash, mint_count, chain_id, signer_address, token_address, nonce,"
     " gas_limit, max_fee_per_gas, max_priority_fee_per_gas) VALUES ('0x', 1, 1, '0x', '0x', 0, 1, 1, 1)",
     "SELECT raw_tx FROM batch_attempts",
-    "UPDATE queue_counters SET n = 0",
+    "UPDATE queue_counts SET pending = 0",
     "UPDATE queue_cursor SET claimed_through = 0",
     "UPDATE system_settings SET value = '1'",
     "DELETE FROM idempotency_keys",
@@ -246,7 +246,7 @@ REFUSED_TO_THE_WORKER = [
     " 'h', '{}', '{}')",
     "DELETE FROM payments",
     "UPDATE system_settings SET value = '1'",
-    "UPDATE queue_counters SET n = 0",
+    "UPDATE queue_counts SET pending = 0",
     "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
     "SELECT * FROM mintq_enqueue('0x00', 'free', 10)",
     "DELETE FROM mint_queue WHERE status = 'completed'",  # retention goes through its function

@@ -4,13 +4,8 @@
 -- name: enqueue_request
 -- Insert one request unless its payer is at the cap, and answer with its place in line,
 -- the settings and the measured throughput the wait estimate needs and the payer's pending
--- count: one round trip (migration 0006 says why this is a function; the throughput is one
--- row the worker keeps, migration 0012).
-SELECT e.id, e.queue_position, e.created_at, e.payer_pending, e.max_pending, e.max_batch_size,
-       e.batch_interval_seconds, e.api_closed, t.mints_per_second, t.confirm_seconds,
-       t.mints_per_batch, t.batch_period_seconds
-  FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s) e
-  LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds);
+-- count: one round trip, one function call (migrations 0006 and 0016 say why a function).
+SELECT * FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
 
 -- name: queue_stats
 -- The seed's statistics view (counters plus one index probe).
