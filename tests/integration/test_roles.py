@@ -54,7 +54,8 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "batch_attempts": (cols("SELECT", "batch_id tx_hash attempt"), {"SELECT", "INSERT", "UPDATE(status)"}),
     "system_settings": ({"SELECT"}, {"SELECT"}),
     "queue_cursor": ({"SELECT"}, {"SELECT", "UPDATE(claimed_through)"}),
-    "queue_counts": (set(), set()),  # written by the owner's triggers and mintq_enqueue, read through queue_stats
+    # written by the owner's triggers and mintq_enqueue, read through queue_stats
+    "queue_counts": (set(), set()),
     "payer_pending": ({"SELECT"}, set()),
     "idempotency_keys": (
         {"SELECT"} | cols("INSERT", "key request_hash") | cols("UPDATE", "queue_id status_code response"),
