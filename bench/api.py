@@ -1,9 +1,9 @@
 """Enqueue and status: the real Lambda handlers in-process against real PostgreSQL.
 
 Handlers get API Gateway HTTP API (v2) events and a Lambda-like context, exactly the code
-path Lambda runs (Powertools resolver, validation, one shared connection). The raw
-``INSERT`` loop beside the enqueue handler is the floor a handler cannot beat: one
-autocommit statement per request on one connection to the same table.
+path Lambda runs (Powertools resolver, validation, one shared connection). Beside the enqueue
+handler run the floors it is held to (``BASELINES``): one autocommit ``INSERT`` per request on
+one connection, into issue 14's plain table and into ``mint_queue`` itself.
 """
 
 from __future__ import annotations
@@ -16,13 +16,23 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import ROOT, latency_summary, log, progress, quiet_stdout, set_settings
+from bench.common import (
+    PLAIN_INSERT,
+    ROOT,
+    create_plain_table,
+    latency_summary,
+    log,
+    progress,
+    quiet_stdout,
+    set_settings,
+)
 from devstack.lambdas import FakeContext, Handler, load_handler
 from mintq import addresses, config, db
 from tests.support.events import http_event
 
+MINT_QUEUE_INSERT = "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free') RETURNING id"
 PREFILL_CHUNK = 250_000
-#: Alternating handler / raw chunks per enqueue measurement.
+#: Rotating handler / baseline chunks per enqueue measurement.
 ENQUEUE_ROUNDS = 6
 #: Pending requests per payer in the prefill (the default per-payer cap is 10).
 PREFILL_ROWS_PER_PAYER = 5
@@ -66,29 +76,36 @@ def _timed(handler: Handler, events: list[dict[str, Any]], expect: int, desc: st
     return {"per_second": round(len(events) / total, 1), **latency_summary(latencies)}
 
 
+#: What the enqueue handler is measured against, each on one autocommit connection, one
+#: statement per request: issue 14's plain INSERT (the target's baseline), and a direct INSERT into
+#: mint_queue itself (the previous baseline: it pays the counting trigger the enqueue skips).
+BASELINES = {"plain_insert": PLAIN_INSERT, "mint_queue_insert": MINT_QUEUE_INSERT}
+
+
 def measure_enqueue(
     url: str, n: int, label: str, rounds: int = ENQUEUE_ROUNDS
 ) -> dict[str, dict[str, float]]:
-    """The enqueue handler and the raw INSERT loop, ``n`` requests each, interleaved in ``rounds``
-    alternating chunks (handler first, then raw first, ...) so that drift in the machine or the
-    table (autovacuum, cache, growth) falls on both alike."""
+    """The enqueue handler and each of ``BASELINES``, ``n`` requests each, interleaved in
+    ``rounds`` rotating chunks (handler first, then a baseline first, ...) so that drift in the
+    machine or the tables (autovacuum, cache, growth) falls on all alike."""
     use_database(url)
+    create_plain_table(url)
     handler = load_handler(ROOT / "functions" / "enqueue")
     ctx = FakeContext(function_name="bench", timeout_s=3600)
-    raw_sql = "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free')"
-    times: dict[str, list[float]] = {"handler": [], "raw_insert": []}
-    elapsed = {"handler": 0.0, "raw_insert": 0.0}
-    bar = progress(2 * n, f"enqueue: handler and raw INSERT ({label})", "req")
+    kinds = ["handler", *BASELINES]
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    elapsed = dict.fromkeys(kinds, 0.0)
+    bar = progress(len(kinds) * n, f"enqueue: handler and baselines ({label})", "req")
     with db.connect(url, application_name="mintq-bench-raw") as conn, quiet_stdout():
-        for p in random_payers(20):  # warm both paths
+        for p in random_payers(20):  # warm every path
             handler(http_event("POST", "/mint", body={"payer": p}), ctx)
-            conn.execute(raw_sql, {"p": addresses.to_checksum(p)})
+            for sql in BASELINES.values():
+                conn.execute(sql, {"p": addresses.to_checksum(p)})  # type: ignore[call-overload]
         sizes = [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]
         for r, size in enumerate(sizes):
             events = [http_event("POST", "/mint", body={"payer": p}) for p in random_payers(size)]
-            raw_payers = [addresses.to_checksum(p) for p in random_payers(size)]
-            order = ("handler", "raw_insert") if r % 2 == 0 else ("raw_insert", "handler")
-            for kind in order:
+            payers = [addresses.to_checksum(p) for p in random_payers(size)]
+            for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
                 started = time.perf_counter()
                 if kind == "handler":
                     for event in events:
@@ -100,9 +117,10 @@ def measure_enqueue(
                                 f"POST /mint: HTTP {result['statusCode']}: {result.get('body')}"
                             )
                 else:
-                    for payer in raw_payers:
+                    sql = BASELINES[kind]
+                    for payer in payers:
                         t = time.perf_counter()
-                        conn.execute(raw_sql, {"p": payer})
+                        conn.execute(sql, {"p": payer}).fetchone()  # type: ignore[call-overload]
                         times[kind].append(time.perf_counter() - t)
                 elapsed[kind] += time.perf_counter() - started
                 bar.update(size)
@@ -113,7 +131,7 @@ def measure_enqueue(
             "rounds": rounds,
             **latency_summary(times[kind]),
         }
-        for kind in times
+        for kind in kinds
     }
 
 

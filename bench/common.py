@@ -120,6 +120,31 @@ class Databases:
         self.server.stop()
 
 
+#: Issue 14's baseline for the enqueue: a table of the same basic shape as the queue (uuid key,
+#: bigserial, payer, status, created_at, one partial index), no trigger, nothing else.
+PLAIN_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_plain_queue (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    position      bigserial,
+    payer_address varchar(42) NOT NULL,
+    status        text NOT NULL DEFAULT 'pending',
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS bench_plain_queue_pending_idx ON bench_plain_queue (position)
+    WHERE status = 'pending'
+"""
+#: The plain INSERT, as pgbench and the in-process loop send it.
+PLAIN_INSERT = (
+    "INSERT INTO bench_plain_queue (payer_address) VALUES (%(p)s) RETURNING id, position, created_at"
+)
+
+
+def create_plain_table(url: str) -> None:
+    with db.connect(url) as conn:
+        for statement in PLAIN_TABLE.split(";"):
+            conn.execute(statement)  # type: ignore[call-overload]
+
+
 def set_settings(url: str, values: dict[str, object]) -> dict[str, str]:
     """UPDATE the given system_settings keys that exist; returns what was set."""
     applied: dict[str, str] = {}

@@ -24,27 +24,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Databases, log, set_settings
-from mintq import db
+from bench.common import Databases, create_plain_table, log, set_settings
 
-PLAIN_TABLE = """
-CREATE TABLE IF NOT EXISTS bench_plain_queue (
-    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    position      bigserial,
-    payer_address varchar(42) NOT NULL,
-    status        text NOT NULL DEFAULT 'pending',
-    created_at    timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX IF NOT EXISTS bench_plain_queue_pending_idx ON bench_plain_queue (position)
-    WHERE status = 'pending'
-"""
 # Random payers over a space far larger than the run, as in the handler benchmark.
 SCRIPTS = {
     "plain_insert": "\\set p random(1, 1000000000)\n"
     "INSERT INTO bench_plain_queue (payer_address) VALUES ('0x' || lpad(:p::text, 40, '0'))"
     " RETURNING id, position, created_at;\n",
     "enqueue": "\\set p random(1, 1000000000)\n"
-    "SELECT * FROM mintq_enqueue('0x' || lpad(:p::text, 40, '0'), 'free', 10);\n",
+    "SELECT id, queue_position, max_pending, max_batch_size, batch_interval_seconds, api_closed,"
+    " mints_per_second, confirm_seconds FROM mintq_enqueue('0x' || lpad(:p::text, 40, '0'), 'free', 10);\n",
 }
 _TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
 
@@ -80,9 +69,7 @@ def measure(
     Rounds alternate which script runs first, so drift falls on both alike."""
     binary = pgbench_binary()
     set_settings(url, {"max_pending_per_payer": 1_000_000_000})
-    with db.connect(url) as conn:
-        for statement in PLAIN_TABLE.split(";"):
-            conn.execute(statement)  # type: ignore[call-overload]
+    create_plain_table(url)
     out: dict[str, Any] = {"pgbench": binary, "seconds_per_run": seconds, "rounds": rounds}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}

@@ -57,6 +57,8 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     # written by the owner's triggers and mintq_enqueue, read through queue_stats
     "queue_counts": (set(), set()),
     "payer_pending": ({"SELECT"}, set()),
+    # mirrored from system_settings by the owner's trigger, read by mintq_enqueue (as the owner)
+    "enqueue_settings": (set(), set()),
     "idempotency_keys": (
         {"SELECT"} | cols("INSERT", "key request_hash") | cols("UPDATE", "queue_id status_code response"),
         {"SELECT", "DELETE", "UPDATE(created_at)"},
@@ -97,6 +99,7 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "mint_queue_count_delete()": (set(), set()),
     "mint_queue_count_truncate()": (set(), set()),
     "mintq_touch_updated_at()": (set(), set()),
+    "mintq_mirror_enqueue_settings()": (set(), set()),  # a trigger: fired, never called
     "mintq_measure_throughput()": (set(), set()),  # a trigger: fired, never called
     # retention, run as the owner: finished rows only
     "mintq_delete_expired_queue_rows(double precision,integer)": (set(), {"EXECUTE"}),

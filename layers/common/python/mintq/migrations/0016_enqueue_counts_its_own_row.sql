@@ -10,7 +10,7 @@
 -- 2. Lets mintq_enqueue count its own row: it already writes the payer's pending count (the
 --    per-payer cap, now checked and taken in that one upsert), and adds its row to its shard in
 --    one UPDATE. The insert trigger skips statements run inside mintq_enqueue (the function sets
---    mintq.counted_by_enqueue for its own duration); every other INSERT (the paid path, the
+--    mintq.enqueue for its own duration); every other INSERT (the paid path, the
 --    worker's reconciled payments, operators' SQL) is counted by the trigger as before.
 -- 3. Keeps the index entries a request's queries need: the unique keys of paid requests index only
 --    paid rows, and the ticket's uniqueness is enforced among pending rows by the index that
@@ -29,7 +29,7 @@ LOCK TABLE mint_queue IN SHARE ROW EXCLUSIVE MODE;
 -- fillfactor 10: a page holds a few shards, so concurrent writers of different shards rarely
 -- share a page (and its lock), and each row keeps room for its HOT versions.
 CREATE TABLE queue_counts (
-    shard          smallint PRIMARY KEY CHECK (shard >= 0 AND shard < 64),
+    shard          smallint PRIMARY KEY,  -- 0..63, all inserted here (no CHECK: one is re-read per UPDATE)
     pending        bigint NOT NULL DEFAULT 0,
     processing     bigint NOT NULL DEFAULT 0,
     completed      bigint NOT NULL DEFAULT 0,
@@ -163,7 +163,7 @@ DROP TABLE queue_counters;
 DROP TRIGGER mint_queue_count_insert ON mint_queue;
 CREATE TRIGGER mint_queue_count_insert AFTER INSERT ON mint_queue
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT
-    WHEN (current_setting('mintq.counted_by_enqueue', true) IS DISTINCT FROM 'on')
+    WHEN (current_setting('mintq.enqueue', true) IS DISTINCT FROM 'on')
     EXECUTE FUNCTION mint_queue_count_insert();
 
 -- 3. Index entries a free request does not need -----------------------------------------------
@@ -187,6 +187,49 @@ CREATE UNIQUE INDEX mint_queue_pending_idx ON mint_queue (queue_position) WHERE 
 --   mint_queue_payment_id_key (paid rows)         one request per payment, refunds_due
 --   mint_queue_batch_idx (processing, batch)      complete_batch, revert_batch, drop_batch
 --   mint_queue_failed_idx, mint_queue_finished_idx  operators' failed list, retention
+
+-- 5. The settings an enqueue reads, kept in one row ------------------------------------------
+-- Reading them from system_settings (four keys, an aggregate, the cap's pattern check) cost the
+-- enqueue more than its INSERT. A statement trigger on system_settings rewrites this row from the
+-- same rules whenever a setting changes (mintq settings set, mintq pause, plain SQL), in the
+-- changing transaction: the enqueue always reads the committed settings, never a stale copy.
+CREATE TABLE enqueue_settings (
+    singleton              boolean PRIMARY KEY DEFAULT true,
+    max_pending_per_payer  integer,  -- NULL when unset or not a whole number: the caller's default
+    max_batch_size         text,
+    batch_interval_seconds text,
+    api_closed             boolean NOT NULL DEFAULT false
+);
+INSERT INTO enqueue_settings DEFAULT VALUES;
+
+CREATE FUNCTION mintq_mirror_enqueue_settings() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE enqueue_settings e
+       SET (max_pending_per_payer, max_batch_size, batch_interval_seconds, api_closed) = (
+           SELECT max(CASE WHEN s.key = 'max_pending_per_payer' AND s.value ~ '^[0-9]{1,9}$'
+                           THEN s.value::int END),
+                  max(CASE WHEN s.key = 'max_batch_size' THEN s.value END),
+                  max(CASE WHEN s.key = 'batch_interval_seconds' THEN s.value END),
+                  coalesce(bool_or(s.key = 'api_closed'
+                                   AND lower(trim(s.value)) IN ('true', 'on', 'yes', '1')), false)
+             FROM system_settings s
+            WHERE s.key IN ('max_pending_per_payer', 'max_batch_size', 'batch_interval_seconds',
+                            'api_closed'));
+    RETURN NULL;
+END;
+$$;
+-- As the owner, like the counter triggers: whoever may change a setting keeps the mirror in step.
+DO $$
+BEGIN
+    EXECUTE format('ALTER FUNCTION mintq_mirror_enqueue_settings() SECURITY DEFINER SET search_path = %I, pg_temp',
+                   current_schema());
+END;
+$$;
+CREATE TRIGGER system_settings_mirror AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON system_settings
+    FOR EACH STATEMENT EXECUTE FUNCTION mintq_mirror_enqueue_settings();
+UPDATE system_settings SET value = value WHERE false;  -- fires the trigger: the row starts in step
 
 -- 4. The place in line without planning ------------------------------------------------------
 -- 0005 planned the count of re-queued requests below the cursor afresh on every call
@@ -218,68 +261,72 @@ $$;
 -- may not. The cap is now taken, not read: the upsert locks the payer's row, so two requests of
 -- one payer can no longer both pass at cap - 1.
 DROP FUNCTION mintq_enqueue(text, text, integer);
+-- The answer is a named row type: its descriptor comes from the type cache, where OUT parameters
+-- (or RETURNS TABLE) make PostgreSQL build one from the function's signature on every call.
+CREATE TYPE mintq_enqueued AS (
+    id                     uuid,              -- NULL when refused (API closed, payer at the cap)
+    queue_position         bigint,            -- the place in line, 1 = next
+    payer_pending          integer,           -- the payer's pending requests, this one included
+    max_pending            integer,           -- the per-payer cap applied
+    max_batch_size         text,              -- settings for the nominal wait estimate, as stored
+    batch_interval_seconds text,
+    api_closed             boolean,
+    mints_per_second       double precision,  -- measured throughput, NULL without recent batches
+    confirm_seconds        double precision
+);
 CREATE FUNCTION mintq_enqueue(p_payer text, p_payment_type text, p_default_max_pending integer)
-RETURNS TABLE (id uuid, queue_position bigint, created_at timestamptz, payer_pending integer,
-               max_pending integer, max_batch_size text, batch_interval_seconds text,
-               api_closed boolean, mints_per_second double precision, confirm_seconds double precision)
+RETURNS mintq_enqueued
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET jit = off
 SET enable_seqscan = off
 SET plan_cache_mode = force_generic_plan
-SET mintq.counted_by_enqueue = 'on'
+SET mintq.enqueue = 'on'
 AS $$
 DECLARE
+    answer mintq_enqueued;
     cursor_at bigint;
     ticket bigint;
     joined boolean;
 BEGIN
-    SELECT coalesce(max(CASE WHEN s.key = 'max_pending_per_payer' AND s.value ~ '^[0-9]{1,9}$'
-                             THEN s.value::int END), p_default_max_pending),
-           max(CASE WHEN s.key = 'max_batch_size' THEN s.value END),
-           max(CASE WHEN s.key = 'batch_interval_seconds' THEN s.value END),
-           coalesce(bool_or(s.key = 'api_closed' AND lower(trim(s.value)) IN ('true', 'on', 'yes', '1')),
-                    false),
-           (SELECT c.claimed_through FROM queue_cursor c),
-           (SELECT t.mints_per_second FROM mint_throughput t
-             WHERE t.measured_at > now() - make_interval(secs => t.window_seconds)),
-           (SELECT t.confirm_seconds FROM mint_throughput t
-             WHERE t.measured_at > now() - make_interval(secs => t.window_seconds))
-      INTO max_pending, max_batch_size, batch_interval_seconds, api_closed, cursor_at,
-           mints_per_second, confirm_seconds
-      FROM system_settings s
-     WHERE s.key IN ('max_pending_per_payer', 'max_batch_size', 'batch_interval_seconds', 'api_closed');
-    IF api_closed THEN
-        RETURN NEXT;
-        RETURN;
+    SELECT coalesce(s.max_pending_per_payer, p_default_max_pending), s.max_batch_size,
+           s.batch_interval_seconds, s.api_closed, c.claimed_through,
+           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
+                THEN t.mints_per_second END,
+           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
+                THEN t.confirm_seconds END
+      INTO answer.max_pending, answer.max_batch_size, answer.batch_interval_seconds, answer.api_closed,
+           cursor_at, answer.mints_per_second, answer.confirm_seconds
+      FROM enqueue_settings s, queue_cursor c, mint_throughput t;
+    IF answer.api_closed THEN
+        RETURN answer;
     END IF;
-    IF max_pending > 0 THEN
+    IF answer.max_pending > 0 THEN
         INSERT INTO payer_pending AS p (payer_address, pending_count) VALUES (p_payer, 1)
         ON CONFLICT (payer_address) DO UPDATE SET pending_count = p.pending_count + 1
-         WHERE p.pending_count < max_pending
-        RETURNING p.pending_count, p.xmax = 0 INTO payer_pending, joined;
+         WHERE p.pending_count < answer.max_pending
+        RETURNING p.pending_count, p.xmax = 0 INTO answer.payer_pending, joined;
     END IF;
-    IF payer_pending IS NULL THEN  -- at the cap: id stays NULL
-        payer_pending := coalesce(
+    IF answer.payer_pending IS NULL THEN  -- at the cap: id stays NULL
+        answer.payer_pending := coalesce(
             (SELECT p.pending_count FROM payer_pending p WHERE p.payer_address = p_payer), 0);
-        RETURN NEXT;
-        RETURN;
+        RETURN answer;
     END IF;
     ticket := nextval('mint_queue_position_seq');
     -- mintq_queue_position(ticket), inlined (a call costs about what the INSERT does).
-    queue_position := 1 + greatest(0, ticket - cursor_at - 1);
+    answer.queue_position := 1 + greatest(0, ticket - cursor_at - 1);
     IF cursor_at > 0 THEN
-        queue_position := queue_position
+        answer.queue_position := answer.queue_position
             + (SELECT count(*) FROM mint_queue r
                 WHERE r.status = 'pending' AND r.queue_position < least(ticket, cursor_at + 1));
     END IF;
     INSERT INTO mint_queue AS m (queue_position, enqueue_position, payer_address, payment_type)
-    VALUES (ticket, queue_position, p_payer, p_payment_type)
-    RETURNING m.id, m.enqueue_position, m.created_at INTO id, queue_position, created_at;
+    VALUES (ticket, answer.queue_position, p_payer, p_payment_type)
+    RETURNING m.id INTO answer.id;
     UPDATE queue_counts c
        SET pending = c.pending + 1, payers_pending = c.payers_pending + joined::integer
      WHERE c.shard = pg_backend_pid() % 64;
-    RETURN NEXT;
+    RETURN answer;
 END;
 $$;
 DO $$

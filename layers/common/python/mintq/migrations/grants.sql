@@ -22,6 +22,10 @@ END;
 $$;
 GRANT USAGE ON SCHEMA public TO mintq_api, mintq_worker;
 
+-- Deliberately granted to neither role: queue_counts (the counters, written by the owner's
+-- triggers and mintq_enqueue, read through queue_stats) and enqueue_settings (mirrored from
+-- system_settings by a trigger, read by mintq_enqueue, which runs as the owner).
+
 -- --- mintq_api: POST /mint (free and x402) and GET /queue/... --------------------------------
 GRANT EXECUTE ON FUNCTION mintq_enqueue(text, text, integer) TO mintq_api;
 GRANT EXECUTE ON FUNCTION mintq_queue_position(bigint) TO mintq_api;

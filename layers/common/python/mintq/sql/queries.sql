@@ -5,7 +5,9 @@
 -- Insert one request unless its payer is at the cap, and answer with its place in line,
 -- the settings and the measured throughput the wait estimate needs and the payer's pending
 -- count: one round trip, one function call (migrations 0006 and 0016 say why a function).
-SELECT * FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
+SELECT id, queue_position, max_pending, max_batch_size, batch_interval_seconds, api_closed,
+       mints_per_second, confirm_seconds
+  FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
 
 -- name: queue_stats
 -- The seed's statistics view (counters plus one index probe).
