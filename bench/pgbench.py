@@ -1,6 +1,7 @@
-"""Enqueue inside the database: pgbench runs ``SELECT * FROM mintq_enqueue(...)`` against a plain
-``INSERT ... RETURNING`` into a table of the same basic shape (uuid key, bigserial, payer, status,
-created_at, one partial index), at 1 and 8 clients, in alternating rounds on one database.
+"""Enqueue inside the database: pgbench runs ``SELECT ... FROM mintq_enqueue(...)`` (the columns the
+API reads) against a plain ``INSERT ... RETURNING`` into a table of the same basic shape (uuid key,
+bigserial, payer, status, created_at, one partial index), at 1 and 8 clients, in alternating rounds
+on one database.
 
     .venv/bin/python bench/pgbench.py [--seconds 8] [--rounds 3] [--clients 1 8]
 
@@ -33,7 +34,7 @@ SCRIPTS = {
     " RETURNING id, position, created_at;\n",
     "enqueue": "\\set p random(1, 1000000000)\n"
     "SELECT id, queue_position, max_pending, max_batch_size, batch_interval_seconds, api_closed,"
-    " mints_per_second, confirm_seconds FROM mintq_enqueue('0x' || lpad(:p::text, 40, '0'), 'free', 10);\n",
+    " mints_per_second, confirm_seconds, mints_per_batch, batch_period_seconds FROM mintq_enqueue('0x' || lpad(:p::text, 40, '0'), 'free', 10);\n",
 }
 _TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
 

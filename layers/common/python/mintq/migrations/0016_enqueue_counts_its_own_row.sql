@@ -271,8 +271,10 @@ CREATE TYPE mintq_enqueued AS (
     max_batch_size         text,              -- settings for the nominal wait estimate, as stored
     batch_interval_seconds text,
     api_closed             boolean,
-    mints_per_second       double precision,  -- measured throughput, NULL without recent batches
-    confirm_seconds        double precision
+    mints_per_second       double precision,  -- measured throughput (0012, 0015), all NULL
+    confirm_seconds        double precision,  -- without recent batches
+    mints_per_batch        double precision,
+    batch_period_seconds   double precision
 );
 CREATE FUNCTION mintq_enqueue(p_payer text, p_payment_type text, p_default_max_pending integer)
 RETURNS mintq_enqueued
@@ -294,9 +296,14 @@ BEGIN
            CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
                 THEN t.mints_per_second END,
            CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
-                THEN t.confirm_seconds END
+                THEN t.confirm_seconds END,
+           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
+                THEN t.mints_per_batch END,
+           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
+                THEN t.batch_period_seconds END
       INTO answer.max_pending, answer.max_batch_size, answer.batch_interval_seconds, answer.api_closed,
-           cursor_at, answer.mints_per_second, answer.confirm_seconds
+           cursor_at, answer.mints_per_second, answer.confirm_seconds, answer.mints_per_batch,
+           answer.batch_period_seconds
       FROM enqueue_settings s, queue_cursor c, mint_throughput t;
     IF answer.api_closed THEN
         RETURN answer;

@@ -6,7 +6,7 @@
 -- the settings and the measured throughput the wait estimate needs and the payer's pending
 -- count: one round trip, one function call (migrations 0006 and 0016 say why a function).
 SELECT id, queue_position, max_pending, max_batch_size, batch_interval_seconds, api_closed,
-       mints_per_second, confirm_seconds
+       mints_per_second, confirm_seconds, mints_per_batch, batch_period_seconds
   FROM mintq_enqueue(%(payer)s, %(payment_type)s, %(default_max_pending)s);
 
 -- name: queue_stats
