@@ -1,26 +1,27 @@
--- Enqueue at the cost of a plain INSERT (issue 14, after 0014). Measured per call on the server
--- (backend CPU, one connection, 2-vCPU VM), the plain INSERT ... RETURNING into a table of the
--- same basic shape cost ~155 us and mintq_enqueue() ~330 us. Most of the difference was the
--- statement trigger that counted the insert (~90 us: a transition table, a PL/pgSQL call and
--- three statements in it), six index entries for a free request where three serve its
--- queries, and the place-in-line function planning a count on every call. This migration:
+-- Enqueue closer to the cost of a plain INSERT (issue 14, after 0014). Counted in CPU instructions
+-- per call on the server (callgrind, postgres --single, 1,000 calls after 200 warm-up ones), a
+-- plain INSERT ... RETURNING into a table of the same basic shape costs 206k; the enqueue as the
+-- API called it (mintq_enqueue joined with mint_throughput) cost 1,736k. This migration brings it
+-- to about 625k:
 --
--- 1. Counts in one row per shard. queue_counts holds every counter of a shard in one row, so a
---    writer updates one row once (was: one row per counter, up to five UPDATEs).
--- 2. Lets mintq_enqueue count its own row: it already writes the payer's pending count (the
---    per-payer cap, now checked and taken in that one upsert), and adds its row to its shard in
---    one UPDATE. The insert trigger skips statements run inside mintq_enqueue (the function sets
---    mintq.enqueue for its own duration); every other INSERT (the paid path, the
---    worker's reconciled payments, operators' SQL) is counted by the trigger as before.
--- 3. Keeps the index entries a request's queries need: the unique keys of paid requests index only
---    paid rows, and the ticket's uniqueness is enforced among pending rows by the index that
---    orders the line (the only place a ticket is a place).
--- 4. Finds the place in line with a cached plan instead of planning a count on every call.
+-- 1. One row of counters per shard (queue_counts), so a writer updates one row once.
+-- 2. mintq_enqueue counts its own row: it takes the payer's place under the cap in the upsert it
+--    needs anyway (atomically now) and adds its row to its shard in one UPDATE; the insert
+--    trigger, which cost over 400k per call (a transition table, a PL/pgSQL call, three statements),
+--    skips its statement and still counts every other INSERT (the paid path, operators' SQL).
+-- 3. A free request makes 3 index entries instead of 6: the paid rows' unique keys index only
+--    paid rows, and the ticket is unique among pending rows in the index that orders the line.
+-- 4. The settings it reads (an aggregate over four keys of system_settings: 150k) are kept in
+--    one row by a trigger on system_settings, read with the cursor and the throughput at once.
+-- 5. The place in line comes from a cached plan (it was planned afresh on every call).
+-- 6. The answer is a named row type with only the columns the API reads.
 --
 -- Plans are cached per session, and a plan made while a table was empty (a fresh deployment,
--- a table nobody analysed yet) can scan it sequentially for the session's life. The enqueue and
--- the place-in-line functions therefore plan with enable_seqscan off: every lookup in them has
--- an index, and the singleton tables they read are one page whatever the plan.
+-- a table nobody analysed yet) can scan it sequentially for the session's life: the enqueue's
+-- read of payer_pending did, in a fresh database, for every call. The enqueue and the place-in-
+-- line functions therefore plan with enable_seqscan off (every lookup in them has an index; the
+-- singleton tables they read are one page whatever the plan) and generic plans only (one per
+-- session, never re-planned with a call's values).
 
 -- Nothing writes mint_queue (nor so its counters) while the counters move to their new table.
 LOCK TABLE mint_queue IN SHARE ROW EXCLUSIVE MODE;
@@ -188,7 +189,7 @@ CREATE UNIQUE INDEX mint_queue_pending_idx ON mint_queue (queue_position) WHERE 
 --   mint_queue_batch_idx (processing, batch)      complete_batch, revert_batch, drop_batch
 --   mint_queue_failed_idx, mint_queue_finished_idx  operators' failed list, retention
 
--- 5. The settings an enqueue reads, kept in one row ------------------------------------------
+-- 4. The settings an enqueue reads, kept in one row ------------------------------------------
 -- Reading them from system_settings (four keys, an aggregate, the cap's pattern check) cost the
 -- enqueue more than its INSERT. A statement trigger on system_settings rewrites this row from the
 -- same rules whenever a setting changes (mintq settings set, mintq pause, plain SQL), in the
@@ -231,7 +232,7 @@ CREATE TRIGGER system_settings_mirror AFTER INSERT OR UPDATE OR DELETE OR TRUNCA
     FOR EACH STATEMENT EXECUTE FUNCTION mintq_mirror_enqueue_settings();
 UPDATE system_settings SET value = value WHERE false;  -- fires the trigger: the row starts in step
 
--- 4. The place in line without planning ------------------------------------------------------
+-- 5. The place in line without planning ------------------------------------------------------
 -- 0005 planned the count of re-queued requests below the cursor afresh on every call
 -- (plan_cache_mode = force_custom_plan), since a generic plan could scan the table. With
 -- sequential scans off, the cached generic plan can only be a range of the pending index, which
@@ -255,7 +256,8 @@ BEGIN
 END;
 $$;
 
--- The enqueue: what it reads (settings, the claim cursor, the measured throughput) in one
+-- 6. The enqueue ------------------------------------------------------------------------------
+-- What it reads (settings, the claim cursor, the measured throughput) in one
 -- statement, the payer's cap taken atomically, the row with its place in line, its count: four
 -- statements. Runs as the owner: it writes payer_pending and queue_counts, which the API role
 -- may not. The cap is now taken, not read: the upsert locks the payer's row, so two requests of
@@ -287,24 +289,25 @@ SET mintq.enqueue = 'on'
 AS $$
 DECLARE
     answer mintq_enqueued;
+    measured boolean;
     cursor_at bigint;
     ticket bigint;
     joined boolean;
 BEGIN
     SELECT coalesce(s.max_pending_per_payer, p_default_max_pending), s.max_batch_size,
-           s.batch_interval_seconds, s.api_closed, c.claimed_through,
-           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
-                THEN t.mints_per_second END,
-           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
-                THEN t.confirm_seconds END,
-           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
-                THEN t.mints_per_batch END,
-           CASE WHEN t.measured_at > now() - make_interval(secs => t.window_seconds)
-                THEN t.batch_period_seconds END
+           s.batch_interval_seconds, s.api_closed, c.claimed_through, t.mints_per_second,
+           t.confirm_seconds, t.mints_per_batch, t.batch_period_seconds,
+           t.measured_at > now() - make_interval(secs => t.window_seconds)
       INTO answer.max_pending, answer.max_batch_size, answer.batch_interval_seconds, answer.api_closed,
            cursor_at, answer.mints_per_second, answer.confirm_seconds, answer.mints_per_batch,
-           answer.batch_period_seconds
+           answer.batch_period_seconds, measured
       FROM enqueue_settings s, queue_cursor c, mint_throughput t;
+    IF measured IS NOT TRUE THEN  -- no batch confirmed within the window: no measurement
+        answer.mints_per_second := NULL;
+        answer.confirm_seconds := NULL;
+        answer.mints_per_batch := NULL;
+        answer.batch_period_seconds := NULL;
+    END IF;
     IF answer.api_closed THEN
         RETURN answer;
     END IF;
