@@ -137,3 +137,21 @@ def test_a_setting_changed_in_an_open_transaction_is_not_seen_before_it_commits(
         operator.execute("UPDATE system_settings SET value = 'true' WHERE key = 'api_closed'")
         assert _enqueue(conn, PAYERS[3])["id"] is not None  # the mirror row is the operator's until commit
     assert _enqueue(conn, PAYERS[3])["id"] is None
+
+
+#: The enqueue query of the release before migration 0016: functions are updated after the
+#: migrations run, so the previous code sends it to the new schema for a while.
+PREVIOUS_ENQUEUE_QUERY = """
+SELECT e.id, e.queue_position, e.created_at, e.payer_pending, e.max_pending, e.max_batch_size,
+       e.batch_interval_seconds, e.api_closed, t.mints_per_second, t.confirm_seconds,
+       t.mints_per_batch, t.batch_period_seconds
+  FROM mintq_enqueue(%(payer)s, 'free', 10) e
+  LEFT JOIN mint_throughput t ON t.measured_at > now() - make_interval(secs => t.window_seconds)
+"""
+
+
+def test_the_previous_release_can_still_enqueue_while_the_functions_roll_out(conn: Any) -> None:
+    row = conn.execute(PREVIOUS_ENQUEUE_QUERY, {"payer": PAYERS[4]}).fetchone()
+    assert row["id"] is not None and row["created_at"] is not None
+    assert (row["queue_position"], row["payer_pending"], row["api_closed"]) == (1, 1, False)
+    assert _counted_stats(conn) == _true_stats(conn)

@@ -265,9 +265,12 @@ $$;
 DROP FUNCTION mintq_enqueue(text, text, integer);
 -- The answer is a named row type: its descriptor comes from the type cache, where OUT parameters
 -- (or RETURNS TABLE) make PostgreSQL build one from the function's signature on every call.
+-- Every column the previous enqueue query read is still here (created_at, payer_pending): the
+-- functions' code is updated after the migrations run, so it calls this one for a while.
 CREATE TYPE mintq_enqueued AS (
     id                     uuid,              -- NULL when refused (API closed, payer at the cap)
     queue_position         bigint,            -- the place in line, 1 = next
+    created_at             timestamptz,
     payer_pending          integer,           -- the payer's pending requests, this one included
     max_pending            integer,           -- the per-payer cap applied
     max_batch_size         text,              -- settings for the nominal wait estimate, as stored
@@ -332,7 +335,7 @@ BEGIN
     END IF;
     INSERT INTO mint_queue AS m (queue_position, enqueue_position, payer_address, payment_type)
     VALUES (ticket, answer.queue_position, p_payer, p_payment_type)
-    RETURNING m.id INTO answer.id;
+    RETURNING m.id, m.created_at INTO answer.id, answer.created_at;
     UPDATE queue_counts c
        SET pending = c.pending + 1, payers_pending = c.payers_pending + joined::integer
      WHERE c.shard = pg_backend_pid() % 64;
