@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ setup_environment()
 from tqdm import tqdm  # noqa: E402
 
 from devstack import postgres  # noqa: E402
-from mintq import db, migrations  # noqa: E402
+from mintq import config, db, migrations  # noqa: E402
 
 Row = dict[str, Any]
 
@@ -118,6 +120,26 @@ class Databases:
                 postgres.drop_database(self.server.admin_url, name)
             self.names.remove(name)
         self.server.stop()
+
+
+def run_standalone(purpose: str, measure: Callable[[str], dict[str, Any]], out: Path | None = None) -> int:
+    """One section run on its own (``bench/<section>.py``): a throwaway database for ``purpose``,
+    ``measure(url)``, its JSON printed (and written to ``out``) with the command that made it.
+
+    The handlers' shared connection is closed and the environment's database unset before the
+    database is dropped, whatever ``measure`` raised. Returns the process exit status (0)."""
+    dbs = Databases()
+    try:
+        result = {"command": shlex.join(sys.orig_argv)} | measure(dbs.create(purpose))
+    finally:
+        os.environ.pop("MINTQ_DATABASE_URL", None)
+        config.reset()
+        dbs.close()
+    text = json.dumps(result, indent=2)
+    print(text)
+    if out:
+        out.write_text(text + "\n")
+    return 0
 
 
 #: Issue 14's baseline for the enqueue: a table of the same basic shape as the queue (uuid key,

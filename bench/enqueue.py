@@ -11,15 +11,14 @@ same thing at an empty queue and at 1,000,000 pending rows, with the other secti
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import api
-from bench.common import Databases
+from bench.common import run_standalone
 
 
 def main() -> int:
@@ -28,30 +27,22 @@ def main() -> int:
     parser.add_argument("--prefill", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    dbs = Databases()
-    try:
-        url = dbs.create("enqueue")
+
+    def measure(url: str) -> dict[str, Any]:
         api.max_out_payer_cap(url)
         api.prefill_pending(url, args.prefill)
         measured = api.measure_enqueue(url, args.requests, f"{args.prefill} pending")
-    finally:
-        api.use_database("")
-        dbs.close()
-    result = {
-        "command": shlex.join(sys.orig_argv),
-        "pending_rows_before": args.prefill,
-        **measured,
-        **{
-            f"handler_vs_{kind}": round(measured["handler"]["per_second"] / m["per_second"], 3)
-            for kind, m in measured.items()
-            if kind != "handler"
-        },
-    }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+        return {
+            "pending_rows_before": args.prefill,
+            **measured,
+            **{
+                f"handler_vs_{kind}": round(measured["handler"]["per_second"] / m["per_second"], 3)
+                for kind, m in measured.items()
+                if kind != "handler"
+            },
+        }
+
+    return run_standalone("enqueue", measure, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import api
-from bench.common import ROOT, Databases, log, quiet_stdout
+from bench.common import ROOT, log, quiet_stdout, run_standalone
 from devstack.http import Route, serve
 from devstack.lambdas import ExecutionEnvironments, FakeContext, load_handler
 from tests.support.events import http_event
@@ -130,19 +130,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=1500)
     parser.add_argument("--environments", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
-    dbs = Databases()
-    try:
-        url = dbs.create("localapi")
-        result = measure(url, args.requests, args.environments)
-    finally:
-        api.use_database("")
-        dbs.close()
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_standalone("localapi", lambda url: measure(url, args.requests, args.environments))
 
 
 def table_rows(section: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -173,3 +161,7 @@ def table_rows(section: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         )
     )
     return rows
+
+
+if __name__ == "__main__":
+    sys.exit(main())

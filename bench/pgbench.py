@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import re
 import shutil
 import statistics
@@ -25,7 +24,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Databases, create_plain_table, log, set_settings
+from bench.common import create_plain_table, log, run_standalone, set_settings
 
 # Random payers over a space far larger than the run, as in the handler benchmark.
 SCRIPTS = {
@@ -100,18 +99,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
-    dbs = Databases()
-    try:
-        url = dbs.create("pgbench")
-        result = measure(url, clients=tuple(args.clients), seconds=args.seconds, rounds=args.rounds)
-    finally:
-        dbs.close()
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return run_standalone(
+        "pgbench",
+        lambda url: measure(url, clients=tuple(args.clients), seconds=args.seconds, rounds=args.rounds),
+    )
 
 
 def table_rows(section: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -145,3 +136,7 @@ def table_rows(section: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
 
 def _verdict(ok: bool) -> str:
     return "pass" if ok else "MISS"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -13,8 +13,6 @@ Prints JSON; ``bench/run.py --only retention`` runs the same section.
 from __future__ import annotations
 
 import argparse
-import json
-import shlex
 import sys
 import threading
 import time
@@ -24,7 +22,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import api
-from bench.common import ROOT, Databases, latency_summary, log, progress, quiet_stdout
+from bench.common import ROOT, latency_summary, log, progress, quiet_stdout, run_standalone
 from devstack.lambdas import FakeContext, load_handler
 from mintq import db, retention
 from tests.support.events import http_event
@@ -137,19 +135,11 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    dbs = Databases()
-    try:
-        result = {"command": shlex.join(sys.orig_argv)} | measure(
-            dbs.create("retention"), old_rows=args.old_rows, requests=args.requests, rounds=args.rounds
-        )
-    finally:
-        api.use_database("")
-        dbs.close()
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
-    return 0
+    return run_standalone(
+        "retention",
+        lambda url: measure(url, old_rows=args.old_rows, requests=args.requests, rounds=args.rounds),
+        args.out,
+    )
 
 
 if __name__ == "__main__":
