@@ -49,8 +49,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import eth_abi as abi
 import psycopg
+from eth_utils import function_signature_to_4byte_selector
 from psycopg.rows import dict_row
+
+from mintq import rpc
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STACK_FILE = REPO_ROOT / ".local" / "stack.json"
@@ -81,42 +85,30 @@ def http(method: str, url: str, body: object | None = None, *, timeout: float = 
 
 
 def rpc_batch(rpc_url: str, calls: list[tuple[str, list[Any]]]) -> list[Any]:
-    body = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    status, replies = http("POST", rpc_url, body, timeout=60)
-    if status != 200 or not isinstance(replies, list):
-        raise RuntimeError(f"JSON-RPC batch failed: {status} {str(replies)[:300]}")
-    by_id = {r["id"]: r for r in replies}
-    out = []
-    for i in range(len(calls)):
-        reply = by_id[i]
-        if "error" in reply:
-            raise RuntimeError(f"{calls[i][0]} failed: {reply['error']}")
-        out.append(reply["result"])
-    return out
+    """mintq's own batched JSON-RPC round trip, with the soak's patience."""
+    return rpc.call_batch(rpc_url, calls, timeout=60)
 
 
-def view(rpc_url: str, token: str, selector: str) -> int:
-    (result,) = rpc_batch(rpc_url, [("eth_call", [{"to": token, "data": selector}, "latest"])])
+def _call_data(signature: str, *args: Any) -> str:
+    """ABI-encoded call data for a view function: its selector, then its arguments (eth-abi)."""
+    types = signature[signature.index("(") + 1 : -1]
+    encoded = abi.encode([t for t in types.split(",") if t], list(args))
+    return "0x" + (function_signature_to_4byte_selector(signature) + encoded).hex()
+
+
+def view(rpc_url: str, token: str, signature: str) -> int:
+    """A uint256 view of ``token`` without arguments, e.g. ``totalSupply()``."""
+    (result,) = rpc_batch(rpc_url, [("eth_call", [{"to": token, "data": _call_data(signature)}, "latest"])])
     return int(result, 16)
 
 
-TOTAL_SUPPLY = "0x18160ddd"
-BALANCE_OF = "0x70a08231"
-
-
-def _selector(signature: str) -> str:
-    from eth_utils.crypto import keccak
-
-    return "0x" + keccak(text=signature)[:4].hex()
-
-
 def balances(rpc_url: str, token: str, holders: list[str], chunk: int = 250) -> dict[str, int]:
+    """``balanceOf`` each holder, ``chunk`` calls per JSON-RPC batch."""
     found: dict[str, int] = {}
     for i in range(0, len(holders), chunk):
         part = holders[i : i + chunk]
         calls = [
-            ("eth_call", [{"to": token, "data": BALANCE_OF + h[2:].lower().rjust(64, "0")}, "latest"])
-            for h in part
+            ("eth_call", [{"to": token, "data": _call_data("balanceOf(address)", h)}, "latest"]) for h in part
         ]
         for holder, result in zip(part, rpc_batch(rpc_url, calls), strict=True):
             found[holder] = int(result, 16)
@@ -281,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     status, _ = http("GET", f"{api}/queue/status", timeout=5)
     if status != 200:
         raise SystemExit(f"the API at {api} does not answer /queue/status ({status}); start the stack")
-    amount = view(rpc_url, token, _selector("amountPerMint()"))
-    supply_before = view(rpc_url, token, TOTAL_SUPPLY)
+    amount = view(rpc_url, token, "amountPerMint()")
+    supply_before = view(rpc_url, token, "totalSupply()")
 
     # The recipients: fresh random addresses, a share of them asked for twice.
     payers: list[str] = []
@@ -402,7 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             "SELECT status::text AS s, count(*) AS n FROM batch_mints WHERE created_at > %s GROUP BY 1",
             (batches_before,),
         ).fetchall()
-        supply_after = view(rpc_url, token, TOTAL_SUPPLY)
+        supply_after = view(rpc_url, token, "totalSupply()")
         completed = states.get("completed", 0)
         lost = len(ids) - completed - states.get("failed", 0)
         report = {
