@@ -23,6 +23,36 @@ def enqueue(conn: Any, n: int) -> None:
         )
 
 
+GWEI = Wei(10**9)
+TWO_GWEI = Wei(2 * GWEI)
+
+
+def new_batch(
+    batch_id: uuid.UUID,
+    *,
+    nonce: int,
+    tx_hash: str,
+    mint_count: int,
+    max_fee_per_gas: Wei = TWO_GWEI,
+    max_priority_fee_per_gas: Wei = GWEI,
+) -> batches.NewBatch:
+    """A signed batch of ``mint_count`` mints from signer ``PAYERS[4]`` on token ``PAYERS[3]``."""
+    return batches.NewBatch(
+        id=batch_id,
+        chain_id=31337,
+        signer=PAYERS[4],
+        token=PAYERS[3],
+        nonce=nonce,
+        tx_hash=tx_hash,
+        raw_tx=b"\x02raw",
+        mint_count=mint_count,
+        gas_limit=100_000,
+        max_fee_per_gas=max_fee_per_gas,
+        max_priority_fee_per_gas=max_priority_fee_per_gas,
+        amount_per_mint=None,
+    )
+
+
 def test_the_transitions_cover_every_state_and_only_signed_and_pending_move() -> None:
     assert set(TRANSITIONS) == set(BatchStatus)
     assert {BatchStatus.SIGNED, BatchStatus.PENDING} == UNFINISHED
@@ -82,20 +112,7 @@ def test_a_batch_moves_once_and_a_second_move_reports_none(conn: Any) -> None:
     with repository.claiming(conn, limit=2, batch_id=batch_id) as claimed:
         repository.insert_signed(
             conn,
-            batches.NewBatch(
-                id=batch_id,
-                chain_id=31337,
-                signer=PAYERS[4],
-                token=PAYERS[3],
-                nonce=0,
-                tx_hash="0x" + "ab" * 32,
-                raw_tx=b"\x02raw",
-                mint_count=len(claimed),
-                gas_limit=100_000,
-                max_fee_per_gas=Wei(2 * 10**9),
-                max_priority_fee_per_gas=Wei(10**9),
-                amount_per_mint=None,
-            ),
+            new_batch(batch_id, nonce=0, tx_hash="0x" + "ab" * 32, mint_count=len(claimed)),
         )
     [batch] = repository.inflight(conn, chain_id=31337, signer=PAYERS[4])
     assert (batch.status, batch.nonce, batch.latest.raw_tx, batch.latest.max_fee_per_gas) == (
@@ -119,19 +136,13 @@ def test_fees_come_back_from_the_database_as_exact_integers_of_wei(conn: Any) ->
     with repository.claiming(conn, limit=1, batch_id=batch_id):
         repository.insert_signed(
             conn,
-            batches.NewBatch(
-                id=batch_id,
-                chain_id=31337,
-                signer=PAYERS[4],
-                token=PAYERS[3],
+            new_batch(
+                batch_id,
                 nonce=7,
                 tx_hash="0x" + "cd" * 32,
-                raw_tx=b"\x02raw",
                 mint_count=1,
-                gas_limit=100_000,
                 max_fee_per_gas=huge,
                 max_priority_fee_per_gas=Wei(huge - 1),
-                amount_per_mint=None,
             ),
         )
     [batch] = repository.inflight(conn, chain_id=31337, signer=PAYERS[4])
