@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from mintq import chain as chainlib
 from mintq import db, errors, gas
@@ -24,6 +23,20 @@ REBROADCAST_SECONDS = 10.0
 DROP_GRACE_SECONDS = 30.0
 #: How long a measured gas.FreshMintCost is used before it is measured again.
 FRESH_COST_SECONDS = 60.0
+NO_WEI = Wei(0)
+
+
+@dataclass
+class CycleReads:
+    """What one cycle reads from the chain once and reuses: the fee quote, the block gas limit
+    and the signer's balance (None until read), and the most the cycle's recorded batches may
+    cost (gas limit x max fee, wei). The supply is never among them: another signer's batch
+    mined since would make a cached one promise mints that are gone (``Dispatcher.dispatch``)."""
+
+    fees: chainlib.Fees | None = None
+    block_gas_limit: int | None = None
+    balance: Wei | None = None
+    committed: Wei = NO_WEI
 
 
 @dataclass(kw_only=True, eq=False)
@@ -45,9 +58,8 @@ class Context:
     #: why this cycle holds work back (a fault, or a batch it cannot replace under the fee
     #: ceiling), recorded as the signer's refusal for the status endpoints; reset every cycle
     holding: errors.MintqError | None = None
-    #: chain reads that cannot change within a cycle (fees, block gas limit), cleared as each
-    #: cycle starts; the supply is not among them (see ``Dispatcher.dispatch``)
-    reads: dict[str, Any] = field(default_factory=dict)
+    #: chain reads that cannot change within a cycle; a new one as each cycle starts
+    reads: CycleReads = field(default_factory=CycleReads)
     #: when the fresh-recipient cost was measured (a ``clock()`` value) and what it was
     fresh_cost_at: tuple[float, gas.FreshMintCost | None] | None = None
 
@@ -56,11 +68,25 @@ class Context:
         """The signer's EIP-55 address."""
         return self.signer.address
 
-    def read(self, name: str, read: Callable[[], Any]) -> Any:
-        """``read()`` once per cycle (see ``reads``)."""
-        if name not in self.reads:
-            self.reads[name] = read()
-        return self.reads[name]
+    def fees(self) -> chainlib.Fees:
+        """The chain's EIP-1559 fee quote (wei per gas), read once per cycle: within a cycle
+        (seconds) its room for the base fee to double still holds."""
+        if self.reads.fees is None:
+            self.reads.fees = self.chain.fees()
+        return self.reads.fees
+
+    def block_gas_limit(self) -> int:
+        """The latest block's gas limit (gas units), read once per cycle."""
+        if self.reads.block_gas_limit is None:
+            self.reads.block_gas_limit = self.chain.block_gas_limit()
+        return self.reads.block_gas_limit
+
+    def balance(self) -> Wei:
+        """The signer's balance at the pending block (wei), read once per cycle; what this
+        cycle's batches may cost is counted apart, in ``reads.committed``."""
+        if self.reads.balance is None:
+            self.reads.balance = self.chain.balance(self.signer_address)
+        return self.reads.balance
 
     def sign(
         self, *, nonce: int, data: bytes, gas: int, max_fee_per_gas: Wei, max_priority_fee_per_gas: Wei

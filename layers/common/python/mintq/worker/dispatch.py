@@ -72,8 +72,7 @@ class Dispatcher:
         # Read per batch, never per cycle: another signer's batch mined since would make a cached
         # remainingMints, less the batches still in flight, promise supply that is gone.
         supply = ctx.chain.supply()
-        # Within a cycle (seconds) the quote's room for the base fee to double still holds.
-        quote: chainlib.Fees = ctx.read("fees", ctx.chain.fees)
+        quote = ctx.fees()
         plan = _Plan(
             nonce=self._next_nonce() if nonce is None else nonce,
             fees=rules.fee_quote(quote, gwei_to_wei(settings.max_fee_per_gas_gwei)),
@@ -214,15 +213,15 @@ class Dispatcher:
         gas limit times max fee."""
         ctx = self.ctx
         needed = Wei(gas_limit * max_fee_per_gas)
-        balance: Wei = ctx.read("balance", lambda: ctx.chain.balance(ctx.signer_address))
-        committed: Wei = ctx.reads.get("committed", Wei(0))
+        balance = ctx.balance()
+        committed = ctx.reads.committed
         if balance - committed < needed:
             raise errors.SignerUnderfunded(
                 f"the signer {ctx.signer_address} holds {balance - committed} wei for new batches but a"
                 f" batch may cost up to {needed} wei (gas limit {gas_limit} x max fee {max_fee_per_gas}"
                 " wei/gas); requests stay pending until it is funded"
             )
-        ctx.reads["committed"] = Wei(committed + needed)
+        ctx.reads.committed = Wei(committed + needed)
 
     def _fail(self, items: Sequence[Claimed], reason: str) -> None:
         if not items:

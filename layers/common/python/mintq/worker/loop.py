@@ -27,7 +27,7 @@ from mintq.settings import QueueSettings
 from mintq.signer import Signer
 from mintq.worker import rules, signer_state
 from mintq.worker.batches import Batch
-from mintq.worker.context import DROP_GRACE_SECONDS, Context
+from mintq.worker.context import DROP_GRACE_SECONDS, Context, CycleReads
 from mintq.worker.cycle_work import CycleWork
 from mintq.worker.dispatch import Dispatcher
 from mintq.worker.faults import FaultHook, no_fault
@@ -196,7 +196,7 @@ class Worker(Context):
         self._faulted = False
         self._drain = False
         self.holding = None
-        self.reads = {}
+        self.reads = CycleReads()
         probe = signer_state.probe(self.conn, chain_id=self.chain_id, signer=self.signer_address)
         settings = QueueSettings.from_mapping(probe.get("settings") or {})
         self.telemetry.queue_stats(probe)

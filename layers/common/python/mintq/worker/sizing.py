@@ -29,8 +29,7 @@ class Sizing:
 
     def block_gas_limit(self) -> int:
         """The latest block's gas limit, read once per cycle."""
-        limit: int = self.ctx.read("block_gas_limit", self.ctx.chain.block_gas_limit)
-        return limit
+        return self.ctx.block_gas_limit()
 
     def hard_cap(self) -> int:
         """The most gas one transaction may carry: the block limit or the 2**24 per-tx cap."""
