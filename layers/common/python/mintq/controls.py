@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from mintq import db, settings
+from mintq import db, errors, settings
 
 
 def get_settings(conn: db.Conn, key: str | None = None) -> list[dict[str, Any]]:
@@ -32,7 +32,7 @@ def get_settings(conn: db.Conn, key: str | None = None) -> list[dict[str, Any]]:
         if row["key"] in settings.FIELDS and row["value"] is not None:
             try:
                 settings.parse_setting(row["key"], row["value"])
-            except Exception:
+            except errors.InvalidSetting:
                 valid = False
         out.append(dict(row) | {"valid": valid})
     return out
