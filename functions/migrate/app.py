@@ -29,9 +29,9 @@ _MAX_TEXT = 1000
 
 def _migrate() -> list[str]:
     # Lazy: a broken layer or database driver still yields a FAILED response.
-    from mintq import config, migrations
+    from mintq import credentials, migrations
 
-    return migrations.apply(config.database_url())
+    return migrations.apply(credentials.database_url())
 
 
 def _run_with_deadline(seconds: float) -> list[str]:

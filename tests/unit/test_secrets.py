@@ -10,7 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from mintq import config, errors
+from mintq import config, credentials, errors
 from tests.support.x402_env import x402_mode
 
 REGION = "us-east-1"
@@ -53,7 +53,9 @@ def test_the_database_url_is_built_from_an_rds_style_secret_with_its_password_es
         {"username": "mintq", "password": "p@ss/w:rd", "host": "db.example", "port": 6432, "dbname": "q"},
     )
     monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", arn)
-    assert config.database_url() == "postgresql://mintq:p%40ss%2Fw%3Ard@db.example:6432/q?sslmode=require"
+    assert (
+        credentials.database_url() == "postgresql://mintq:p%40ss%2Fw%3Ard@db.example:6432/q?sslmode=require"
+    )
 
 
 def test_the_api_may_go_through_a_proxy_host_while_the_worker_keeps_its_own_direct_login(
@@ -66,15 +68,17 @@ def test_the_api_may_go_through_a_proxy_host_while_the_worker_keeps_its_own_dire
     monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", api)
     monkeypatch.setenv("MINTQ_DATABASE_HOST", "proxy.example")
     # Without a worker login of its own the worker would share the API's (local use only).
-    assert config.worker_database_url() == config.database_url()
-    assert config.database_url() == "postgresql://api:a@proxy.example:5432/postgres?sslmode=require"
+    assert credentials.worker_database_url() == credentials.database_url()
+    assert credentials.database_url() == "postgresql://api:a@proxy.example:5432/postgres?sslmode=require"
     monkeypatch.setenv("MINTQ_WORKER_DATABASE_SECRET_ARN", worker)
     config.reset()
     # The proxy host is for the API's secret only: the worker goes to the database itself.
-    assert config.worker_database_url() == "postgresql://worker:w@db.internal:5432/postgres?sslmode=require"
+    assert (
+        credentials.worker_database_url() == "postgresql://worker:w@db.internal:5432/postgres?sslmode=require"
+    )
     monkeypatch.setenv("MINTQ_WORKER_DATABASE_URL", "postgresql://direct@db.internal/mintq")
     config.reset()
-    assert config.worker_database_url() == "postgresql://direct@db.internal/mintq"
+    assert credentials.worker_database_url() == "postgresql://direct@db.internal/mintq"
 
 
 def test_a_database_secret_that_is_not_a_json_object_is_a_configuration_error(
@@ -82,15 +86,15 @@ def test_a_database_secret_that_is_not_a_json_object_is_a_configuration_error(
 ) -> None:
     monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", _secret(secrets, "mintq/db", "not json"))
     with pytest.raises(errors.ConfigurationError, match="must be a JSON object"):
-        config.database_url()
+        credentials.database_url()
     monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", _secret(secrets, "mintq/db-list", ["a", "b"]))
     _reset_caches()
     with pytest.raises(errors.ConfigurationError, match="must be a JSON object"):
-        config.database_url()
+        credentials.database_url()
     monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", _secret(secrets, "mintq/db-partial", {"username": "u"}))
     _reset_caches()
     with pytest.raises(errors.ConfigurationError, match="lacks password, host"):
-        config.database_url()
+        credentials.database_url()
 
 
 def test_a_secret_that_cannot_be_read_is_a_configuration_error_naming_it(
@@ -99,18 +103,18 @@ def test_a_secret_that_cannot_be_read_is_a_configuration_error_naming_it(
     missing = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:mintq/absent-AbCdEf"
     monkeypatch.setenv("MINTQ_SIGNER_SECRET_ARN", missing)
     with pytest.raises(errors.ConfigurationError, match=r"cannot read the secret .*absent"):
-        config.signer_private_key()
+        credentials.signer_private_key()
 
 
 def test_the_minter_key_and_a_signer_pool_come_from_the_signer_secret(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("MINTQ_SIGNER_SECRET_ARN", _secret(secrets, "mintq/signer", f" {KEY_A}\n"))
-    assert config.signer_private_keys() == [KEY_A]
+    assert credentials.signer_private_keys() == [KEY_A]
 
     monkeypatch.setenv("MINTQ_SIGNER_SECRET_ARN", _secret(secrets, "mintq/pool", [KEY_A, KEY_B]))
     _reset_caches()
-    assert config.signer_private_keys() == [KEY_A, KEY_B]
+    assert credentials.signer_private_keys() == [KEY_A, KEY_B]
 
 
 def test_without_a_key_or_a_secret_the_worker_refuses_to_start(
@@ -118,7 +122,7 @@ def test_without_a_key_or_a_secret_the_worker_refuses_to_start(
 ) -> None:
     monkeypatch.delenv("MINTQ_SIGNER_SECRET_ARN", raising=False)
     with pytest.raises(errors.ConfigurationError):
-        config.signer_private_keys()
+        credentials.signer_private_keys()
 
 
 def test_cdp_api_keys_come_from_their_secret_and_must_be_complete(
@@ -128,11 +132,11 @@ def test_cdp_api_keys_come_from_their_secret_and_must_be_complete(
     monkeypatch.setenv(
         "MINTQ_X402_CDP_SECRET_ARN", _secret(secrets, "mintq/cdp", {"apiKeyId": "id-1", "apiKeySecret": "s"})
     )
-    assert config.cdp_api_keys() == ("id-1", "s")
+    assert credentials.cdp_api_keys() == ("id-1", "s")
     assert config.load().x402 is not None
     assert config.load().x402.facilitator_url == config.CDP_FACILITATOR_URL  # type: ignore[union-attr]
 
     monkeypatch.setenv("MINTQ_X402_CDP_SECRET_ARN", _secret(secrets, "mintq/cdp-bad", {"apiKeyId": "id-1"}))
     _reset_caches()
     with pytest.raises(errors.ConfigurationError, match="apiKeySecret"):
-        config.cdp_api_keys()
+        credentials.cdp_api_keys()

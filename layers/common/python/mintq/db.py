@@ -17,7 +17,7 @@ from typing import Any, LiteralString
 import psycopg
 from psycopg.rows import dict_row
 
-from mintq import config, errors
+from mintq import credentials, errors
 
 Row = dict[str, Any]
 Params = Mapping[str, Any]
@@ -79,7 +79,7 @@ def connect(
     """
     try:
         conn = psycopg.connect(
-            conninfo or config.database_url(),
+            conninfo or credentials.database_url(),
             autocommit=True,
             row_factory=dict_row,
             prepare_threshold=None,
@@ -133,9 +133,9 @@ _reader: Conn | None = None
 
 def reader_connection() -> Conn:
     """The connection status reads use: the read replica's when one is configured
-    (``config.database_reader_url``), else the primary's shared connection."""
+    (``credentials.database_reader_url``), else the primary's shared connection."""
     global _reader  # noqa: PLW0603 - one connection per Lambda execution environment
-    url = config.database_reader_url()
+    url = credentials.database_reader_url()
     if url is None:
         return shared_connection()
     if _reader is None or _reader.closed or _reader.broken:
@@ -146,7 +146,7 @@ def reader_connection() -> Conn:
 def primary_fallback() -> Callable[[], Conn] | None:
     """Where a read that found nothing on the replica looks again (the primary), or None
     when reads already go to the primary."""
-    return shared_connection if config.database_reader_url() is not None else None
+    return shared_connection if credentials.database_reader_url() is not None else None
 
 
 def close_shared_connection() -> None:

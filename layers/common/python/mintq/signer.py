@@ -14,7 +14,7 @@ from eth_account import Account
 from eth_account.types import TransactionDictType
 from eth_typing import HexStr
 
-from mintq import config, errors
+from mintq import credentials, errors
 from mintq.units import Wei
 
 
@@ -102,10 +102,10 @@ class LocalSigner:
 
 def from_config() -> list[Signer]:
     """Every signer of the configured pool: AWS KMS keys (``MINTQ_SIGNER_KMS_KEY_IDS``) or
-    local keys (``config.signer_private_keys``). A KMS key's address is fetched, and its spec
-    checked, here. Raises ``ConfigurationError`` (see ``config.signer_kms_key_ids``, or a key
+    local keys (``credentials.signer_private_keys``). A KMS key's address is fetched, and its spec
+    checked, here. Raises ``ConfigurationError`` (see ``credentials.signer_kms_key_ids``, or a key
     given twice) and, for KMS, ``SignerUnavailable``."""
-    kms_key_ids = config.signer_kms_key_ids()
+    kms_key_ids = credentials.signer_kms_key_ids()
     signers: list[Signer]
     if kms_key_ids:
         from mintq import kms_signer  # boto3 and cryptography only where KMS signs
@@ -113,7 +113,7 @@ def from_config() -> list[Signer]:
         client = kms_signer.kms_client()
         signers = [kms_signer.KmsSigner(key_id, client=client) for key_id in kms_key_ids]
     else:
-        signers = [LocalSigner(key) for key in config.signer_private_keys()]
+        signers = [LocalSigner(key) for key in credentials.signer_private_keys()]
     addresses = [s.address.lower() for s in signers]
     if len(set(addresses)) != len(addresses):
         # Two workers for one address would only contend for its lock and nonces.

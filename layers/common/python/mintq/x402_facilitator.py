@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from x402.schemas import PaymentRequirements, SettleResponse, VerifyResponse
 from x402.schemas.v1 import PaymentRequirementsV1
 
-from mintq import config, errors
+from mintq import config, credentials, errors
 
 if TYPE_CHECKING:
     import httpx
@@ -181,7 +181,7 @@ def cdp_auth_headers(cfg: config.X402Config) -> AuthHeaders | None:
     """With CDP API keys configured, a factory of fresh per-endpoint JWT headers (cdp-sdk's);
     None without keys. Raises ``errors.ConfigurationError`` when cdp-sdk is missing or the
     keys would be sent to another host than CDP's facilitator."""
-    keys = config.cdp_api_keys()
+    keys = credentials.cdp_api_keys()
     if keys is None:
         return None
     try:  # optional: only deployments on the CDP facilitator ship cdp-sdk in the layer

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mintq import config, controls, migrations, retention
+from mintq import controls, credentials, migrations, retention
 from mintq.cli import render
 from mintq.cli.app import JsonOption, Target, app, connection, settings_app, signer_app
 
@@ -176,7 +176,7 @@ def signer_address(
 ) -> None:
     """The worker's signer address(es): of --kms-key-id, else of MINTQ_SIGNER_KMS_KEY_IDS, else of
     the local keys (MINTQ_SIGNER_PRIVATE_KEY(S) or the signer secret)."""
-    key_ids = kms_key_id or config.signer_kms_key_ids()
+    key_ids = kms_key_id or credentials.signer_kms_key_ids()
     if key_ids:
         from mintq import kms_signer  # boto3 and the key's public half; the key never leaves KMS
 
@@ -185,7 +185,7 @@ def signer_address(
     else:
         from eth_account import Account  # the key never leaves this process
 
-        addresses = [str(Account.from_key(key).address) for key in config.signer_private_keys()]
+        addresses = [str(Account.from_key(key).address) for key in credentials.signer_private_keys()]
     if as_json:
         render.emit_json({"addresses": addresses})
     else:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from mintq import config, db
+from mintq import credentials, db
 
 app = typer.Typer(
     name="mintq",
@@ -59,7 +59,7 @@ class Target:
                 " MINTQ_DATABASE_SECRET_ARN (the local stack's is `database_url` in .local/stack.json)",
                 param_hint="--database-url",
             )
-        return config.database_url()
+        return credentials.database_url()
 
 
 @app.callback()

@@ -8,7 +8,7 @@ import threading
 import time
 
 from mintq import chain as chainlib
-from mintq import config, db, errors, metrics, payment_reconciler, queue, retention
+from mintq import config, credentials, db, errors, metrics, payment_reconciler, queue, retention
 from mintq import signer as signerlib
 from mintq.deadlines import Deadline
 from mintq.worker.loop import Housekeeping, Worker
@@ -35,7 +35,9 @@ def _build_workers(deadline: float) -> list[Worker]:
         bound = Deadline(deadline)
         workers.append(
             Worker(
-                db.connect(config.worker_database_url(), application_name="mintq-batch", lock_holder=True),
+                db.connect(
+                    credentials.worker_database_url(), application_name="mintq-batch", lock_holder=True
+                ),
                 chainlib.Chain(
                     cfg.rpc_url, cfg.token_address, timeout=cfg.rpc_timeout_seconds, deadline=bound
                 ),
