@@ -121,6 +121,9 @@ def _resolve(value: Any, template: dict[str, Any], params: dict[str, str]) -> An
             return all(_resolve(a, template, params) for a in arg)
         if key == "Fn::Or":
             return any(_resolve(a, template, params) for a in arg)
+        if key == "Fn::EachMemberEquals":  # a rule's: every item of a CommaDelimitedList
+            items, wanted = (_resolve(a, template, params) for a in arg)
+            return all(item == wanted for item in str(items).split(","))
         if key == "Fn::Join":  # a CommaDelimitedList parameter is given as its comma-joined text
             sep, items = arg
             items = _resolve(items, template, params)
@@ -379,6 +382,31 @@ def test_each_function_connects_with_its_own_login_and_only_the_api_may_go_throu
     assert statement["Action"] == "secretsmanager:GetSecretValue"
     assert statement["Resource"] == {"Ref": "ApiDatabaseSecretArn"}
     assert _resolve({"Condition": "HasRdsProxy"}, template, _defaults(template)) is False
+
+
+@pytest.mark.parametrize(
+    ("proxy", "instance", "subnets", "accepted"),
+    [
+        ("false", "", "", True),
+        ("true", "mintq-db", "subnet-1,subnet-2", True),
+        ("true", "", "subnet-1", False),
+        ("true", "mintq-db", "", False),
+    ],
+)
+def test_rds_proxy_is_refused_before_deploying_without_its_database_or_vpc(
+    template: dict[str, Any], proxy: str, instance: str, subnets: str, accepted: bool
+) -> None:
+    params = {
+        **_defaults(template),
+        "UseRdsProxy": proxy,
+        "DatabaseInstanceId": instance,
+        "VpcSubnetIds": subnets,
+    }
+    rule = template["Rules"]["RdsProxyNeedsItsDatabaseAndVpc"]
+    applies = _resolve(rule["RuleCondition"], template, params)
+    assert (
+        not applies or all(_resolve(a["Assert"], template, params) for a in rule["Assertions"])
+    ) is accepted
 
 
 def test_database_secrets_are_arns_never_values(template: dict[str, Any]) -> None:

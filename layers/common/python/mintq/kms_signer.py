@@ -29,6 +29,7 @@ from eth_keys.exceptions import BadSignature
 from eth_utils.exceptions import ValidationError
 
 from mintq import errors
+from mintq.deadlines import Deadline
 from mintq.signer import SignedTx, TxParams, eip1559_fields
 
 KEY_SPEC = "ECC_SECG_P256K1"
@@ -42,6 +43,7 @@ SIGNING_ALGORITHM = "ECDSA_SHA_256"
 CONNECT_TIMEOUT_SECONDS = 2.0
 READ_TIMEOUT_SECONDS = 5.0
 MAX_ATTEMPTS = 2
+WORST_CASE_SECONDS = MAX_ATTEMPTS * (CONNECT_TIMEOUT_SECONDS + READ_TIMEOUT_SECONDS) + 2.0
 
 #: KMS error codes that mean "not now" rather than "not set up right".
 TRANSIENT_ERROR_CODES = frozenset(
@@ -58,7 +60,14 @@ TRANSIENT_ERROR_CODES = frozenset(
 _addresses: dict[str, str] = {}
 
 
-def kms_client(*, region_name: str | None = None, endpoint_url: str | None = None) -> Any:
+def kms_client(
+    *,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    read_timeout: float = READ_TIMEOUT_SECONDS,
+    max_attempts: int = MAX_ATTEMPTS,
+) -> Any:
     """A boto3 KMS client with bounded timeouts and retries (region and endpoint from the usual
     AWS settings unless given; ``AWS_ENDPOINT_URL_KMS`` points it elsewhere)."""
     import boto3
@@ -66,9 +75,9 @@ def kms_client(*, region_name: str | None = None, endpoint_url: str | None = Non
     from botocore.exceptions import BotoCoreError
 
     config = Config(
-        connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        read_timeout=READ_TIMEOUT_SECONDS,
-        retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS},
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},
     )
     try:
         return boto3.client("kms", region_name=region_name, endpoint_url=endpoint_url, config=config)
@@ -156,11 +165,14 @@ class KmsSigner:
     The constructor fetches the key's address (``key_address``: its errors). ``sign`` raises
     ``SignerUnavailable`` for any KMS failure: whether KMS throttles, is down, or the key was
     disabled meanwhile, nothing was signed and the worker backs off and tries again; a mint
-    never fails for it.
+    never fails for it. Each Sign ends by ``deadline`` (the one its worker's chain client
+    shares, which the worker moves every cycle; unbounded by default), and none starts past it
+    (``errors.DeadlineReached``).
     """
 
-    def __init__(self, key_id: str, *, client: Any = None) -> None:
+    def __init__(self, key_id: str, *, client: Any = None, deadline: Deadline | None = None) -> None:
         self.key_id = key_id
+        self.deadline = deadline if deadline is not None else Deadline()
         self._client = client or kms_client()
         self._address = key_address(key_id, client=self._client)
 
@@ -180,8 +192,9 @@ class KmsSigner:
         except (ValueError, TypeError, KeyError) as exc:
             raise errors.SigningError(f"cannot sign transaction (typed transactions only): {exc}") from exc
         digest = unsigned.hash()  # the signing hash, not the transaction hash
+        client = self._client_until_deadline()
         try:
-            response = self._client.sign(
+            response = client.sign(
                 KeyId=self.key_id,
                 Message=digest,
                 MessageType="DIGEST",
@@ -193,3 +206,21 @@ class KmsSigner:
         # eth-account's own typed-transaction encoding, with the signature fields filled in.
         raw = TypedTransaction.from_dict({**unsigned.as_dict(), "v": y_parity, "r": r, "s": s}).encode()
         return SignedTx(raw=bytes(raw), tx_hash="0x" + keccak(raw).hex())
+
+    def _client_until_deadline(self) -> Any:
+        """The client for one Sign: the usual one while its worst case (``WORST_CASE_SECONDS``)
+        fits before the deadline; else, since botocore's timeouts are per client, a client of
+        one attempt whose timeouts add up to the time left. Raises ``errors.DeadlineReached``
+        when none is left."""
+        left = self.deadline.remaining()
+        if left is None or left >= WORST_CASE_SECONDS:
+            return self._client
+        left = self.deadline.timeout(left, "KMS Sign")
+        connect = min(CONNECT_TIMEOUT_SECONDS, left / 4)  # connecting takes milliseconds; Sign reads
+        return kms_client(
+            region_name=self._client.meta.region_name,
+            endpoint_url=self._client.meta.endpoint_url,
+            connect_timeout=connect,
+            read_timeout=left - connect,
+            max_attempts=1,
+        )

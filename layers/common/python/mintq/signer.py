@@ -15,6 +15,7 @@ from eth_account.types import TransactionDictType
 from eth_typing import HexStr
 
 from mintq import credentials, errors
+from mintq.deadlines import Deadline
 from mintq.units import Wei
 
 
@@ -60,10 +61,11 @@ class SignedTx:
 
 class Signer(Protocol):
     """Signs the worker's transactions. One that calls out (KMS) must end each call by the
-    worker's deadline: build it with the ``deadlines.Deadline`` its worker's chain client
-    shares (the worker moves it every cycle) and take each call's timeout from
-    ``deadline.timeout(configured, what)``, which raises ``errors.DeadlineReached`` once the
-    time is up; that, like ``errors.SigningError``, leaves the batch's items pending."""
+    worker's deadline: it carries a ``deadline`` attribute (a ``deadlines.Deadline``), which
+    its worker's chain client shares (``worker.invocation`` wires them; the worker moves it
+    every cycle), and takes each call's timeout from ``deadline.timeout(configured, what)``,
+    which raises ``errors.DeadlineReached`` once the time is up; that, like
+    ``errors.SigningError``, leaves the batch's items pending."""
 
     @property
     def address(self) -> str:
@@ -100,18 +102,22 @@ class LocalSigner:
         return SignedTx(raw=bytes(signed.raw_transaction), tx_hash="0x" + bytes(signed.hash).hex())
 
 
-def from_config() -> list[Signer]:
+def from_config(deadline: float | None = None) -> list[Signer]:
     """Every signer of the configured pool: AWS KMS keys (``MINTQ_SIGNER_KMS_KEY_IDS``) or
     local keys (``credentials.signer_private_keys``). A KMS key's address is fetched, and its spec
-    checked, here. Raises ``ConfigurationError`` (see ``credentials.signer_kms_key_ids``, or a key
-    given twice) and, for KMS, ``SignerUnavailable``."""
+    checked, here; each KMS signer gets a ``Deadline`` of its own at ``deadline`` (its
+    ``deadline`` attribute: the one its worker's chain client must share, see ``Signer``).
+    Raises ``ConfigurationError`` (see ``credentials.signer_kms_key_ids``, or a key given twice)
+    and, for KMS, ``SignerUnavailable``."""
     kms_key_ids = credentials.signer_kms_key_ids()
     signers: list[Signer]
     if kms_key_ids:
         from mintq import kms_signer  # boto3 and cryptography only where KMS signs
 
         client = kms_signer.kms_client()
-        signers = [kms_signer.KmsSigner(key_id, client=client) for key_id in kms_key_ids]
+        signers = [
+            kms_signer.KmsSigner(key_id, client=client, deadline=Deadline(deadline)) for key_id in kms_key_ids
+        ]
     else:
         signers = [LocalSigner(key) for key in credentials.signer_private_keys()]
     addresses = [s.address.lower() for s in signers]

@@ -19,12 +19,13 @@ _workers: list[Worker] = []
 
 
 def _build_workers(deadline: float) -> list[Worker]:
-    """One worker per signer key. Each has its own ``Deadline``, shared by its chain client
-    and its housekeeping's, and set before any call is made (building may ask the chain id)."""
+    """One worker per signer key. Each has its own ``Deadline``, shared by its chain client,
+    its housekeeping's and a signer that calls out (KMS: the signer's own), and set before any
+    call is made (building may ask the chain id)."""
     cfg = config.load()
     if not cfg.rpc_url or not cfg.token_address:
         raise errors.ConfigurationError("the batch worker needs MINTQ_RPC_URL and MINTQ_TOKEN_ADDRESS")
-    signers = signerlib.from_config()
+    signers = signerlib.from_config(deadline)
     chain_id = cfg.chain_id
     if chain_id is None:  # asked once, before any connection is opened that a fault would leak
         chain_id = chainlib.Chain(
@@ -32,7 +33,8 @@ def _build_workers(deadline: float) -> list[Worker]:
         ).chain_id
     workers: list[Worker] = []
     for signer in signers:
-        bound = Deadline(deadline)
+        own = getattr(signer, "deadline", None)
+        bound = own if isinstance(own, Deadline) else Deadline(deadline)
         workers.append(
             Worker(
                 db.connect(

@@ -1,0 +1,89 @@
+"""The KMS signer keeps the worker's deadline (mintq.deadlines): a Sign that KMS never answers
+ends by the invocation's deadline, not after the client's own timeouts and retries (16 s at
+worst, more than the invocation's 10 s of safety margin), and none starts past it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from mintq import config, errors, kms_signer
+from mintq.deadlines import Deadline
+from mintq.worker import invocation
+from tests.support.kms import KmsServer, aws_environment, honour_digest
+from tests.support.slow_http import SlowHttp
+
+
+@pytest.fixture
+def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[KmsServer]:
+    server = KmsServer()
+    server.start()
+    aws_environment(monkeypatch, server)
+    honour_digest(monkeypatch)
+    config.reset()
+    yield server
+    server.stop()
+    config.reset()
+
+
+TX: Any = {
+    "type": 2,
+    "chainId": 31337,
+    "nonce": 0,
+    "to": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+    "value": 0,
+    "data": b"\x01" * 36,
+    "gas": 100_000,
+    "maxFeePerGas": 2 * 10**9,
+    "maxPriorityFeePerGas": 10**9,
+}
+
+
+def test_a_sign_kms_never_answers_ends_by_the_deadline_and_none_starts_past_it(kms: KmsServer) -> None:
+    deadline = Deadline()
+    signer = kms_signer.KmsSigner(kms.create_key(), client=kms_signer.kms_client(), deadline=deadline)
+    assert signer.sign(TX).raw
+    with SlowHttp(kms.url) as silent:
+        # KMS goes quiet (accepts, never answers) while the worker's deadline is 1.5 s away.
+        silent.on("/", "hang")
+        signer._client = kms_signer.kms_client(endpoint_url=silent.url)
+        deadline.set(time.monotonic() + 1.5)
+        started = time.monotonic()
+        with pytest.raises(errors.SignerUnavailable):
+            signer.sign(TX)
+        # Unbounded, the client's own timeouts and retry take 10 s here (16 s at worst).
+        assert time.monotonic() - started < 2.5, "the Sign outlived the worker's deadline"
+        assert silent.arrived["/"] == 1, "one try: no retry fits before the deadline"
+        # Past the deadline no Sign is sent at all.
+        deadline.set(time.monotonic())
+        with pytest.raises(errors.DeadlineReached):
+            signer.sign(TX)
+        assert silent.arrived["/"] == 1
+    # With time to spare, through KMS again, it signs.
+    signer._client = kms_signer.kms_client()
+    deadline.set(time.monotonic() + 60)
+    assert signer.sign(TX).raw
+
+
+def test_each_deployed_worker_shares_its_deadline_with_its_kms_signer(
+    kms: KmsServer, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINTQ_SIGNER_KMS_KEY_IDS", f"{kms.create_key()},{kms.create_key()}")
+    monkeypatch.setenv("MINTQ_WORKER_DATABASE_URL", database_url)
+    monkeypatch.setenv("MINTQ_RPC_URL", "http://127.0.0.1:9")  # never called: the chain id is given
+    monkeypatch.setenv("MINTQ_CHAIN_ID", "31337")
+    monkeypatch.setenv("MINTQ_TOKEN_ADDRESS", TX["to"])
+    config.reset()
+    workers = invocation._build_workers(time.monotonic() + 30)
+    try:
+        assert len(workers) == 2
+        for worker in workers:
+            assert isinstance(worker.signer, kms_signer.KmsSigner)
+            # The worker moves its chain's deadline every cycle; the signer reads the same one.
+            assert worker.signer.deadline is worker.chain.deadline
+    finally:
+        for worker in workers:
+            worker.conn.close()
