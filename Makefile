@@ -65,7 +65,7 @@ build: $(SAM_VENV)/.stamp ## sam build (no Docker needed)
 	$(SAM) build
 
 fuzz: deps ## a longer hunt with fresh cases: schemathesis against the local stack, and the Hypothesis fuzzers (FUZZ_EXAMPLES=500)
-	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest -s -p no:cacheprovider \
+	FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-500} $(PY) -m pytest -s -p no:cacheprovider --hypothesis-show-statistics \
 		tests/integration/test_api_schemathesis.py tests/functional/test_fuzz_api.py $(PYTEST_ARGS)
 
 openapi: deps ## regenerate openapi.json from the Powertools routes (tests/unit/test_openapi.py fails until you do)

@@ -78,6 +78,10 @@ def test_schemathesis_finds_nothing(
     summary = run.stdout
     assert f"Tested: {OPERATIONS}" in summary, summary[-3000:]
     assert "Stateful" in summary
-    if payment_mode == "free":
-        # Links are followed: a queued mint is looked up by its queueId and its payer.
+    # The document's request examples are sent (the phase is skipped when it has none).
+    assert "\u2705 Examples" in summary, summary[-3000:]
+    if payment_mode == "free" and not os.environ.get("FUZZ_EXAMPLES"):
+        # Links are followed: a queued mint is looked up by its queueId and its payer. Held in
+        # the deterministic run only: a short hunt with fresh cases may draw no 202 to follow
+        # (FUZZ_EXAMPLES=20 did not), which says nothing about the API.
         assert "API Links:    2 covered / 2 selected" in summary, summary[-3000:]

@@ -37,6 +37,7 @@ from tests.integration.test_x402 import (
 from tests.integration.test_x402_reconcile import chain_clock, pend_without_broadcast, reconciler
 from tests.support.chain import MINTER_KEY, ChainEnv
 from tests.support.events import REPO_ROOT, concurrently, http_event, invoke
+from tests.support.openapi_bodies import problems
 from tests.support.slow_http import SlowHttp
 
 pytestmark = pytest.mark.chain
@@ -326,6 +327,7 @@ def test_a_paid_mint_that_fails_for_good_says_why_and_that_a_refund_is_due(
         shown = item(body["queueId"])
         assert shown["status"] == "failed" and "max supply reached" in shown["error_message"]
         assert shown["payment_status"] == "settled" and shown["refund_due"] is True
+        assert problems("GET", "/queue/item/{queueId}", 200, shown) == []  # refund_due is documented
         [refund] = payments.refunds_due(conn)
         assert refund["queue_id"] == uuid.UUID(body["queueId"])
         # ... and the payer's own list says the same.
@@ -340,6 +342,7 @@ def test_a_paid_mint_that_fails_for_good_says_why_and_that_a_refund_is_due(
         )
         [row] = listed["requests"]
         assert row["status"] == "failed" and row["error_message"] and row["refund_due"] is True
+        assert problems("GET", "/queue/payer/{address}", 200, listed) == []
 
 
 def test_a_minted_and_archived_paid_request_says_where_it_was_minted(stack: Stack, conn: Any) -> None:
@@ -350,6 +353,7 @@ def test_a_minted_and_archived_paid_request_says_where_it_was_minted(stack: Stac
     shown = item(body["queueId"])
     assert shown["status"] == "completed" and shown["mint_tx_hash"]
     assert shown["payment_status"] == "settled" and shown["refund_due"] is False
+    assert problems("GET", "/queue/item/{queueId}", 200, shown) == []
 
 
 # --- 4. every call bounded by the invocation's deadline ----------------------------------------

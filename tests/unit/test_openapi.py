@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mintq import api, errors, openapi
+from tests.support import openapi_bodies
 from tests.support.events import http_event, invoke
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,3 +141,41 @@ def test_every_route_of_the_routers_is_documented_once() -> None:
     assert api.enqueue_router and api.status_router
     doc = openapi.document()
     assert doc.paths is not None and len(doc.paths) == len(OPERATIONS)
+
+
+def test_every_operation_is_described(document: dict[str, Any]) -> None:
+    for (method, path), _ in OPERATIONS.items():
+        op = document["paths"][path][method]
+        assert op.get("description"), (method, path)
+
+
+def _validator(document: dict[str, Any], schema: dict[str, Any]) -> Any:
+    return openapi_bodies.validator(schema, document)
+
+
+def test_every_response_has_examples_that_fit_its_schema(document: dict[str, Any]) -> None:
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            for code, response in op["responses"].items():
+                media = response["content"]["application/json"]
+                assert media.get("examples"), (method, path, code)
+                validator = _validator(document, media["schema"])
+                for name, example in media["examples"].items():
+                    errors_found = [e.message for e in validator.iter_errors(example["value"])]
+                    assert errors_found == [], (method, path, code, name, errors_found)
+
+
+def test_requests_have_examples_that_fit_their_schemas(document: dict[str, Any]) -> None:
+    # Schemathesis' examples phase sends these (it skips an operation that has none).
+    body = document["paths"]["/mint"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    mint_request = document["components"]["schemas"]["MintRequest"]
+    assert mint_request["examples"]
+    for example in mint_request["examples"]:
+        assert list(_validator(document, body).iter_errors(example)) == []
+    for path, item in document["paths"].items():
+        for method, op in item.items():
+            for param in op.get("parameters", []):
+                if param["in"] == "path":
+                    assert param["schema"]["examples"], (method, path, param["name"])
+                    for example in param["schema"]["examples"]:
+                        assert list(_validator(document, param["schema"]).iter_errors(example)) == []

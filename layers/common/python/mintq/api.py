@@ -78,7 +78,7 @@ def http_status(exc: errors.MintqError) -> int:
 class MintRequest(BaseModel):
     """``POST /mint`` body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=api_docs.MINT_REQUEST_SCHEMA)
     payer: StrictStr | None = Field(
         default=None,
         description="EIP-55 or single-case 0x address that receives the mint (free mode; "

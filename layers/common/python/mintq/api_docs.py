@@ -3,13 +3,14 @@
 The routes in ``mintq.api`` and ``mintq.api_reads`` take their ``summary``/``description``/
 ``responses`` from here, so the document Powertools generates (``mintq.openapi``) lists every
 status code a route can answer with its body schema (``mintq.api_models``), headers and
-examples.
+examples (the bodies themselves in ``mintq.api_examples``).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from mintq import api_examples
 from mintq.api_models import (
     Error,
     GatewayMessage,
@@ -22,20 +23,18 @@ from mintq.api_models import (
 
 # Parameter schemas are documentation only: the domain checks them and answers its own 400s
 # (invalid_address, invalid_queue_id) rather than Powertools' 422.
-ADDRESS_SCHEMA: dict[str, Any] = {"pattern": "^0x[0-9a-fA-F]{40}$"}
+ADDRESS_SCHEMA: dict[str, Any] = {"pattern": "^0x[0-9a-fA-F]{40}$", "examples": [api_examples.PAYER]}
 ADDRESS_PARAM: dict[str, Any] = {
     "description": "0x address, single case or EIP-55 (a mixed-case address must pass its checksum)",
     "json_schema_extra": ADDRESS_SCHEMA,
 }
+MINT_REQUEST_SCHEMA: dict[str, Any] = {"examples": [api_examples.MINT_REQUEST]}
 QUEUE_ID_PARAM: dict[str, Any] = {
     "description": "The queueId POST /mint answered (a UUID)",
-    "json_schema_extra": {"format": "uuid"},
+    "json_schema_extra": {"format": "uuid", "examples": [api_examples.QUEUE_ID]},
 }
 
 # --- responses ---------------------------------------------------------------------------
-
-_PAYER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
-_QUEUE_ID = "3f1c9a52-8d0e-4a57-9a3b-2f61d1c0b7e4"
 
 
 def _error(description: str, *examples: tuple[str, str]) -> dict[str, Any]:
@@ -101,19 +100,7 @@ POST_MINT: dict[str, Any] = {
             "content": {
                 "application/json": {
                     "model": MintAccepted,
-                    "examples": {
-                        "free": {
-                            "value": {
-                                "success": True,
-                                "message": "Mint request added to queue",
-                                "queueId": _QUEUE_ID,
-                                "queuePosition": 1,
-                                "payer": _PAYER,
-                                "estimatedWaitSeconds": 10,
-                                "paymentType": "free",
-                            }
-                        }
-                    },
+                    "examples": {"free": {"value": api_examples.MINT_ACCEPTED}},
                 }
             },
             "links": {
@@ -144,19 +131,7 @@ POST_MINT: dict[str, Any] = {
             "content": {
                 "application/json": {
                     "model": PaymentRequired,
-                    "examples": {
-                        "payment_required": {
-                            "value": {
-                                "success": False,
-                                "error": "payment_required",
-                                "message": "this API is paid with x402",
-                                "x402Version": 1,
-                                "accepts": [
-                                    {"scheme": "exact", "network": "base", "maxAmountRequired": "10000"}
-                                ],
-                            }
-                        }
-                    },
+                    "examples": {"payment_required": {"value": api_examples.PAYMENT_REQUIRED}},
                 }
             },
         },
@@ -208,21 +183,35 @@ POST_MINT: dict[str, Any] = {
 
 _ROUTE_COMMON = {422: _INVALID, 429: _THROTTLED, **_COMMON}
 
+
+def _ok(description: str, model: type, example: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"model": model, "examples": {"ok": {"value": example}}}},
+    }
+
+
 GET_STATUS: dict[str, Any] = {
     "operation_id": "getQueueStatus",
     "summary": "Queue statistics, the newest batches and the live settings",
-    "responses": {
-        200: {"description": "The queue now", "content": {"application/json": {"model": QueueStatus}}}
-    }
-    | _ROUTE_COMMON,
+    "description": (
+        "Counts by status, the newest batches, whether the batch workers send (and why not), the "
+        "measured throughput and the wait a request joining now can expect. Read from a replica "
+        "when there is one (`replicaLagSeconds` says how stale)."
+    ),
+    "responses": {200: _ok("The queue now", QueueStatus, api_examples.QUEUE_STATUS)} | _ROUTE_COMMON,
     "tags": ["queue"],
 }
 
 GET_PAYER: dict[str, Any] = {
     "operation_id": "getPayerRequests",
     "summary": "A payer's requests, newest first, a page at a time",
+    "description": (
+        "Up to `limit` requests (20 by default, at most 100) of the payer, newest first; pass "
+        "`nextCursor` back as `cursor` for the next page. Paid requests carry their payment's status."
+    ),
     "responses": {
-        200: {"description": "One page", "content": {"application/json": {"model": PayerPage}}},
+        200: _ok("One page", PayerPage, api_examples.PAYER_PAGE),
         400: _error(
             "Not an address, or a cursor this API never returned",
             ("invalid_address", "not a 0x-prefixed 20-byte hex address"),
@@ -236,13 +225,15 @@ GET_PAYER: dict[str, Any] = {
 GET_ITEM: dict[str, Any] = {
     "operation_id": "getQueueItem",
     "summary": "One request's state",
+    "description": (
+        "The request `POST /mint` queued under this queueId: its status, live position and "
+        "estimated wait while it waits, its mint transaction once minted, and for a paid request "
+        "its payment (`awaiting_payment` while the payment settles, before the request exists)."
+    ),
     "responses": {
-        200: {
-            "description": "The request (or its payment while it settles)",
-            "content": {"application/json": {"model": QueueItem}},
-        },
+        200: _ok("The request (or its payment while it settles)", QueueItem, api_examples.QUEUE_ITEM),
         400: _error("queueId is not a UUID", ("invalid_queue_id", "queueId must be a UUID")),
-        404: _error("No such request", ("not_found", f"no request with queueId {_QUEUE_ID}")),
+        404: _error("No such request", ("not_found", f"no request with queueId {api_examples.QUEUE_ID}")),
     }
     | _ROUTE_COMMON,
     "tags": ["queue"],

@@ -150,6 +150,7 @@ class QueueStatus(BaseModel):
     estimatedWaitSeconds: int | float | None = Field(description="For a request joining the line now")
 
 
+_REFUND_DUE = "Paid requests only: paid and failed for good, so the operator owes the payer a refund"
 _MINT_STATUS = Literal["pending", "processing", "completed", "failed"]
 _PAYMENT_STATUS = Literal["settling", "settlement_pending", "settled", "failed"]
 
@@ -165,6 +166,7 @@ class PayerRequest(BaseModel):
     queue_position: int | None = Field(description="Live position while pending, at enqueue time after")
     payment_status: _PAYMENT_STATUS | None = Field(default=None, description="Paid requests only")
     settlement_tx_hash: str | None = Field(default=None, description="Paid requests only")
+    refund_due: bool | None = Field(default=None, description=_REFUND_DUE)
 
 
 class PayerPage(BaseModel):
@@ -200,3 +202,4 @@ class QueueItem(BaseModel):
     payment_error_reason: str | None = Field(default=None, description="Why a payment failed, if it did")
     payment_status: _PAYMENT_STATUS | None = Field(default=None, description="Paid requests only")
     settlement_tx_hash: str | None = Field(default=None, description="Paid requests only")
+    refund_due: bool | None = Field(default=None, description=_REFUND_DUE)
