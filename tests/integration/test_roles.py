@@ -64,7 +64,7 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
         {"SELECT", "DELETE", "UPDATE(created_at)"},
     ),
     "payments": (
-        {"SELECT", "DELETE"}
+        {"SELECT"}
         | cols(
             "INSERT",
             "payer_address auth_nonce x402_version network asset pay_to amount valid_before"
@@ -101,6 +101,8 @@ GRANTS: dict[str, tuple[set[str], set[str]]] = {
     "mintq_touch_updated_at()": (set(), set()),
     "mintq_mirror_enqueue_settings()": (set(), set()),  # a trigger: fired, never called
     "mintq_measure_throughput()": (set(), set()),  # a trigger: fired, never called
+    # x402, run as the owner: a payment the facilitator never saw, while it is settling only
+    "mintq_forget_payment(uuid)": ({"EXECUTE"}, set()),
     # retention, run as the owner: finished rows only
     "mintq_delete_expired_queue_rows(double precision,integer)": (set(), {"EXECUTE"}),
 }
@@ -225,6 +227,7 @@ REFUSED_TO_THE_API = [
     "UPDATE queue_cursor SET claimed_through = 0",
     "UPDATE system_settings SET value = '1'",
     "DELETE FROM idempotency_keys",
+    "DELETE FROM payments",  # forgetting goes through mintq_forget_payment: settling rows only
     "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
     "SELECT * FROM refunds_due",
     "SELECT * FROM mintq_delete_expired_queue_rows(0, 100)",
@@ -253,6 +256,7 @@ REFUSED_TO_THE_WORKER = [
     "UPDATE queue_counts SET pending = 0",
     "SELECT mintq_apply_counts('{\"pending\": 5}', '{}')",
     "SELECT * FROM mintq_enqueue('0x00', 'free', 10)",
+    "SELECT mintq_forget_payment(gen_random_uuid())",
     "DELETE FROM mint_queue WHERE status = 'completed'",  # retention goes through its function
     "TRUNCATE mint_queue",
     "ALTER TABLE mint_queue ADD COLUMN sneaky int",
@@ -379,6 +383,30 @@ def test_a_real_batch_on_anvil_and_its_status_work_under_the_worker_and_api_role
         assert (status, item["status"]) == (200, "completed"), item
     status, stats, _ = invoke("status", http_event("GET", "/queue/status"))
     assert stats["recentBatches"] and stats["recentBatches"][0]["status"] == "confirmed"
+
+
+def test_the_api_forgets_only_a_payment_it_is_settling(api_url: str, conn: Any) -> None:
+    """Forgetting (the facilitator was never reached) is the API's only removal of a payment, and
+    a settled, pending or failed one, the record that a payer was or was not charged, stays."""
+    ids = {}
+    for i, status in enumerate(("settling", "settled", "settlement_pending", "failed")):
+        ids[status] = conn.execute(
+            "INSERT INTO payments (payer_address, auth_nonce, status, x402_version, network, asset,"
+            " pay_to, amount, valid_before, signature_hash, payload, requirements)"
+            " VALUES ('0x11', %(nonce)s, %(status)s, 2, 'eip155:84532', '0x22', '0x33', 1, 0, 'h', '{}', '{}')"
+            " RETURNING id",
+            {"nonce": f"0x{i:064x}", "status": status},
+        ).fetchone()["id"]
+    with psycopg.connect(api_url, autocommit=True, row_factory=psycopg.rows.dict_row) as api:
+        forgotten = {status: db.one(api, "forget_payment", {"id": id_}) for status, id_ in ids.items()}
+    assert forgotten == {
+        "settling": {"forgotten": True},
+        "settled": {"forgotten": False},
+        "settlement_pending": {"forgotten": False},
+        "failed": {"forgotten": False},
+    }
+    left = {r["status"] for r in conn.execute("SELECT status::text FROM payments")}
+    assert left == {"settled", "settlement_pending", "failed"}
 
 
 @pytest.mark.chain

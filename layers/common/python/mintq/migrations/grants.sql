@@ -41,12 +41,12 @@ GRANT INSERT (id, queue_position, enqueue_position, payer_address, payment_type,
               payment_tx_hash, tx_hash_bytes32) ON mint_queue TO mintq_api;
 GRANT INSERT (key, request_hash) ON idempotency_keys TO mintq_api;
 GRANT UPDATE (queue_id, status_code, response) ON idempotency_keys TO mintq_api;
--- x402: the durable record before settlement, its outcome, and forgetting one the facilitator
--- never saw.
+-- x402: the durable record before settlement and its outcome; forgetting one the facilitator
+-- never saw goes through mintq_forget_payment (0017: settling rows only), never a DELETE.
 GRANT INSERT (payer_address, auth_nonce, x402_version, network, asset, pay_to, amount, valid_before,
               signature_hash, payload, requirements, from_block, lease_until) ON payments TO mintq_api;
 GRANT UPDATE (status, settlement_tx_hash, settled_at, lease_until, error_reason) ON payments TO mintq_api;
-GRANT DELETE ON payments TO mintq_api;
+GRANT EXECUTE ON FUNCTION mintq_forget_payment(uuid) TO mintq_api;
 
 -- --- mintq_worker: the batch worker, the payment reconciler, the key pruner, retention -------
 GRANT EXECUTE ON FUNCTION mintq_queue_position(bigint) TO mintq_worker;

@@ -421,7 +421,8 @@ RETURNING id;
 
 -- name: forget_payment
 -- The facilitator was never reached: drop the record so the same payment may be retried.
-DELETE FROM payments WHERE id = %(id)s AND status = 'settling';
+-- As the owner (0017), a settling record only; answers whether it was there to forget.
+SELECT mintq_forget_payment(%(id)s) AS forgotten;
 
 -- name: enqueue_paid_request
 -- A settled payment's mint, in the caller's transaction, under the id the payment reserved.
