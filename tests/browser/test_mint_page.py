@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.browser.conftest import EXPLORER
@@ -23,6 +24,8 @@ ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 BOB = "0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC"
 #: Alice's address with one letter's case flipped: 0x, 40 hex digits, wrong EIP-55 checksum.
 BAD_CHECKSUM = "0x70997970c51812dc3A010C7d01b50e0d17dc79C8"
+#: anvil account 5, used by no other test here.
+CAROL = "0x9965507D1a55bcC2695C58ba16FB37d092Be74A8"
 
 
 class Requests:
@@ -182,4 +185,36 @@ def test_a_reload_mid_way_resumes_the_same_request(
     page.wait_for_selector('#t-status[data-status="completed"]', timeout=90_000)
     assert stack.request("GET", f"{free_stack.api_url}/queue/item/{queue_id}")[1]["status"] == "completed"
     keep(page, "free-resumed-completed")
+    assert seen.foreign(free_stack.api_url) == []
+
+
+def test_a_failed_request_shows_why_without_a_transaction_and_stops_polling(
+    page: Any, free_stack: stack.Stack, seen: Requests
+) -> None:
+    # A request the worker has given up on, as it leaves one (final, with its reason): making a
+    # mint fail for good on the stack's chain would fail every later mint of this module too.
+    reason = "execution reverted: MaxSupplyReached() (after 3 attempts)"
+    with psycopg.connect(free_stack.info["database_url"], autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO mint_queue (payer_address, payment_type, status, processed_at, error_message,"
+            " retry_count) VALUES (%s, 'free', 'failed', now(), %s, 3) RETURNING id::text",
+            (CAROL, reason),
+        ).fetchone()
+    assert row is not None
+    queue_id = row[0]
+    assert stack.request("GET", f"{free_stack.api_url}/queue/item/{queue_id}")[1]["status"] == "failed"
+
+    page.goto(f"{free_stack.api_url}/?queueId={queue_id}")
+    page.wait_for_selector('#t-status[data-status="failed"]')
+    assert page.locator("#t-status").text_content() == "Failed"
+    assert page.locator("#t-reason-label").is_visible() and page.locator("#t-reason").is_visible()
+    assert page.locator("#t-reason").text_content() == reason
+    assert page.locator("#t-tx").text_content() == "\u2013" and page.locator("#t-tx a").count() == 0
+    assert page.locator("#t-settlement").is_hidden()  # not a paid request
+    assert "Polling stopped" in (page.locator("#t-poll").text_content() or "")
+    polls = seen.count(f"/queue/item/{queue_id}")
+    page.wait_for_timeout(4500)
+    assert seen.count(f"/queue/item/{queue_id}") == polls
+    assert fits_phone_width(page)
+    keep(page, "free-failed")
     assert seen.foreign(free_stack.api_url) == []

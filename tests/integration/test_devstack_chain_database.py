@@ -121,6 +121,15 @@ def test_the_ready_line_says_plainly_when_the_worker_will_refuse_to_send(
     assert "REFUSES TO SEND" in line and "nothing will be minted" in line and refusal in line
 
 
+def test_the_ready_line_gives_the_mint_pages_url_beside_the_sample_call() -> None:
+    free = ready_line({"api_url": "http://127.0.0.1:3000", "payment_mode": "free"}, None)
+    assert "open the mint page at http://127.0.0.1:3000/ " in free
+    assert "curl -s -X POST http://127.0.0.1:3000/mint" in free
+    paid = ready_line({"api_url": "http://127.0.0.1:3000", "payment_mode": "x402"}, None)
+    assert "pay and mint in a browser at http://127.0.0.1:3000/ " in paid
+    assert "examples/x402_mint.py" in paid
+
+
 def test_the_chain_identity_is_read_from_the_comment_it_writes() -> None:
     assert chain_database.parse_comment(FIRST.comment()) == FIRST
     assert chain_database.parse_comment(None) is None
