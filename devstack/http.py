@@ -10,98 +10,26 @@ environments, as Lambda scales a function out behind API Gateway.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import re
 import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, unquote
 
 from devstack.cors import Cors, is_preflight
-from devstack.lambdas import ACCOUNT_ID, ExecutionEnvironments, FakeContext
+from devstack.lambdas import ExecutionEnvironments, FakeContext
+from devstack.payload_v2 import Request, error_answer, http_answer, lambda_event
+from devstack.routes import CompiledRoute, Handler, Route, compile_route, match
+
+__all__ = ["MAX_PAYLOAD_BYTES", "ApiServer", "Route", "serve"]
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[dict[str, Any], Any], Any]
-
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's request payload quota
-API_ID = "local"
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_SEGMENT_VAR = re.compile(r"^\{([A-Za-z0-9_.:-]+)(\+?)\}$")
-
-
-@dataclass(frozen=True)
-class Route:
-    """``Route("GET", "/queue/item/{queueId}", handler)``; method "ANY" matches every method."""
-
-    method: str
-    path_template: str
-    handler: Handler
-    function_name: str | None = None  # default: the handler's module name
-    timeout_s: float = 30.0  # the function's Lambda timeout, for get_remaining_time_in_millis()
-    memory_mb: int = 256
-
-
-@dataclass
-class _Compiled:
-    route: Route
-    method: str
-    route_key: str
-    pattern: re.Pattern[str]
-    params: list[str]
-    greedy: bool
-    literal_segments: int
-    function_name: str
-    lock: AbstractContextManager[Any] = field(repr=False)
-
-    def specificity(self, method: str) -> tuple[int, int, int]:
-        # API Gateway prefers an exact path over a greedy {proxy+} one, then a concrete method over ANY.
-        return (0 if self.greedy else 1, self.literal_segments, 1 if self.method == method else 0)
-
-
-def _compile(route: Route, lock: AbstractContextManager[Any]) -> _Compiled:
-    template = route.path_template
-    if not template.startswith("/"):
-        raise ValueError(f"path template must start with '/': {template!r}")
-    segments = template.split("/")[1:]
-    regex, params, greedy, literals = "", [], False, 0
-    for i, segment in enumerate(segments):
-        var = _SEGMENT_VAR.match(segment)
-        if var is None:
-            if "{" in segment or "}" in segment:
-                raise ValueError(f"path variables must span a whole segment: {template!r}")
-            regex += "/" + re.escape(segment)
-            literals += 1
-            continue
-        if var.group(2):
-            if i != len(segments) - 1:
-                raise ValueError(f"a greedy {{name+}} variable must be last: {template!r}")
-            greedy = True
-            regex += "/(.+)"
-        else:
-            regex += "/([^/]+)"
-        params.append(var.group(1))
-    method = route.method.upper()
-    name = route.function_name or getattr(route.handler, "__module__", None) or "handler"
-    return _Compiled(
-        route=route,
-        method=method,
-        route_key=f"{method} {template}",
-        pattern=re.compile(regex + r"\Z"),
-        params=params,
-        greedy=greedy,
-        literal_segments=literals,
-        function_name=name,
-        lock=lock,
-    )
 
 
 class _HttpError(Exception):
@@ -121,23 +49,10 @@ class _Server(ThreadingHTTPServer):
     # request at once, and the kernel then resets some of them; the kernel caps this at somaxconn.
     request_queue_size = 1024
 
-    def __init__(self, address: tuple[str, int], routes: list[_Compiled], cors: Cors | None) -> None:
+    def __init__(self, address: tuple[str, int], routes: list[CompiledRoute], cors: Cors | None) -> None:
         self.routes = routes
         self.cors = cors
         super().__init__(address, _RequestHandler)
-
-    def match(self, method: str, raw_path: str) -> tuple[_Compiled, dict[str, str]] | None:
-        best: tuple[_Compiled, dict[str, str]] | None = None
-        for compiled in self.routes:
-            if compiled.method not in (method, "ANY"):
-                continue  # HTTP APIs answer a wrong method with 404, not 405
-            found = compiled.pattern.match(raw_path)
-            if found is None:
-                continue
-            if best is None or compiled.specificity(method) > best[0].specificity(method):
-                params = {k: unquote(v) for k, v in zip(compiled.params, found.groups(), strict=True)}
-                best = (compiled, params)
-        return best
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -181,18 +96,24 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.command, {k.lower(): v for k, v in self.headers.items()}
             ):
                 raise _Preflight  # answered by the gateway itself: no route, no function
-            matched = self.server.match(self.command, raw_path)
+            matched = match(self.server.routes, self.command, raw_path)
             if matched is None:
                 raise _HttpError(404, "Not Found")
             compiled, path_params = matched
             label = compiled.function_name
-            event = self._event(
-                compiled,
+            request = Request(
+                method=self.command,
                 raw_path=raw_path,
                 raw_query=raw_query,
-                path_params=path_params,
+                headers=list(self.headers.items()),
                 body=body,
-                request_id=request_id,
+                protocol=self.request_version,
+                source_ip=self.client_address[0],
+                server_host=str(self.server.server_address[0]),
+                server_port=self.server.server_port,
+            )
+            event = lambda_event(
+                request, route_key=compiled.route_key, path_params=path_params, request_id=request_id
             )
             status, headers, payload = self._invoke(compiled, event)
         except _Preflight:
@@ -200,10 +121,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             status, headers, payload = 204, cors.preflight(origin or ""), b""
             label, preflighted = "cors-preflight", True
         except _HttpError as exc:
-            status, headers, payload = _error(exc.status, exc.message)
+            status, headers, payload = error_answer(exc.status, exc.message)
         except Exception:
             log.exception("devstack API: %s %s failed", self.command, self.path)
-            status, headers, payload = _error(500, "Internal Server Error")
+            status, headers, payload = error_answer(500, "Internal Server Error")
         if cors is not None and not preflighted:
             headers = cors.apply(origin, headers)
         headers.append(("apigw-requestid", request_id))
@@ -244,81 +165,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
             chunks.append(self.rfile.read(size))
             self.rfile.readline()  # CRLF after each chunk
 
-    def _event(
-        self,
-        compiled: _Compiled,
-        *,
-        raw_path: str,
-        raw_query: str,
-        path_params: dict[str, str],
-        body: bytes,
-        request_id: str,
-    ) -> dict[str, Any]:
-        headers: dict[str, str] = {}
-        cookies: list[str] = []
-        for name, value in self.headers.items():
-            key = name.lower()
-            if key == "cookie":
-                # Payload 2.0 moves cookies out of the headers into their own list.
-                cookies.extend(c.strip() for c in value.split(";") if c.strip())
-            elif key in headers:
-                headers[key] += "," + value
-            else:
-                headers[key] = value
-        host, port = str(self.server.server_address[0]), self.server.server_port
-        headers.setdefault("x-forwarded-for", self.client_address[0])
-        headers.setdefault("x-forwarded-port", str(port))
-        headers.setdefault("x-forwarded-proto", "http")
-        headers.setdefault("x-amzn-trace-id", f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]}")
-
-        query: dict[str, str] = {}
-        for key, value in parse_qsl(raw_query, keep_blank_values=True):
-            query[key] = f"{query[key]},{value}" if key in query else value
-
-        text: str | None
-        encoded = False
-        if not body:
-            text = None
-        else:
-            try:
-                text = body.decode("utf-8")
-            except UnicodeDecodeError:
-                text, encoded = base64.b64encode(body).decode("ascii"), True
-
-        now = time.time()
-        domain = headers.get("host") or f"{host}:{port}"
-        return {
-            "version": "2.0",
-            "routeKey": compiled.route_key,
-            "rawPath": raw_path,
-            "rawQueryString": raw_query,
-            "cookies": cookies or None,
-            "headers": headers,
-            "queryStringParameters": query or None,
-            "pathParameters": path_params or None,
-            "requestContext": {
-                "accountId": ACCOUNT_ID,
-                "apiId": API_ID,
-                "domainName": domain,
-                "domainPrefix": domain.split(".", 1)[0],
-                "http": {
-                    "method": self.command,
-                    "path": raw_path,
-                    "protocol": self.request_version,
-                    "sourceIp": self.client_address[0],
-                    "userAgent": headers.get("user-agent", ""),
-                },
-                "requestId": request_id,
-                "routeKey": compiled.route_key,
-                "stage": "$default",
-                "time": _clf_time(now),
-                "timeEpoch": int(now * 1000),
-            },
-            "body": text,
-            "isBase64Encoded": encoded,
-            "stageVariables": None,
-        }
-
     def _respond(self, status: int, headers: list[tuple[str, str]], payload: bytes) -> None:
         self.send_response(status)
         for name, value in headers:
@@ -335,7 +181,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._headers_buffer.append(payload)
         self.flush_headers()
 
-    def _invoke(self, compiled: _Compiled, event: dict[str, Any]) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _invoke(
+        self, compiled: CompiledRoute, event: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         route = compiled.route
         with compiled.lock:
             # The Lambda clock starts when the environment takes the event, not while it queues.
@@ -355,45 +203,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 route.timeout_s,
             )
         # The Lambda runtime ships the result as JSON; a value it can't serialise fails there, not here.
-        return _translate(json.loads(json.dumps(result)))
-
-
-def _translate(result: Any) -> tuple[int, list[tuple[str, str]], bytes]:
-    """A handler result to (status, headers, body), following API Gateway's payload 2.0 rules."""
-    if not (isinstance(result, dict) and "statusCode" in result):
-        # No statusCode: API Gateway assumes 200 and sends the whole result as a JSON body.
-        text = result if isinstance(result, str) else json.dumps(result)
-        return 200, [("content-type", "application/json")], text.encode("utf-8")
-
-    status = int(result["statusCode"])
-    headers = [(str(k), str(v)) for k, v in (result.get("headers") or {}).items()]
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers.extend((str(name), str(v)) for v in _as_list(values))
-    headers.extend(("set-cookie", str(c)) for c in _as_list(result.get("cookies") or []))
-    body = result.get("body")
-    if body is None:
-        payload = b""
-    elif not isinstance(body, str):
-        raise TypeError(f"Lambda proxy response body must be a string, got {type(body).__name__}")
-    elif result.get("isBase64Encoded"):
-        payload = base64.b64decode(body)
-    else:
-        payload = body.encode("utf-8")
-    return status, headers, payload
-
-
-def _as_list(values: Any) -> Iterable[Any]:
-    return values if isinstance(values, list) else [values]
-
-
-def _error(status: int, message: str) -> tuple[int, list[tuple[str, str]], bytes]:
-    return status, [("content-type", "application/json")], json.dumps({"message": message}).encode()
-
-
-def _clf_time(epoch: float) -> str:
-    # "12/Mar/2020:19:03:58 +0000"; month names spelled out here so the locale can't change them.
-    t = time.gmtime(epoch)
-    return f"{t.tm_mday:02d}/{_MONTHS[t.tm_mon - 1]}/{t.tm_year}:{time.strftime('%H:%M:%S', t)} +0000"
+        return http_answer(json.loads(json.dumps(result)))
 
 
 def _lock_for(handler: Handler) -> AbstractContextManager[Any]:
@@ -431,7 +241,7 @@ def serve(
     the server answers preflights and adds CORS headers as an HTTP API with that
     ``CorsConfiguration`` does (see ``devstack.cors``)."""
     locks: dict[Any, AbstractContextManager[Any]] = {}
-    compiled = [_compile(r, locks.setdefault(r.handler, _lock_for(r.handler))) for r in routes]
+    compiled = [compile_route(r, locks.setdefault(r.handler, _lock_for(r.handler))) for r in routes]
     keys = [c.route_key for c in compiled]
     duplicates = sorted({k for k in keys if keys.count(k) > 1})
     if duplicates:
