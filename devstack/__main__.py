@@ -29,8 +29,9 @@ from typing import Any
 from eth_account import Account
 from web3 import Web3
 
-from devstack import anvil, chain_database, contracts, cors, lambdas, postgres, signers, x402_stack
+from devstack import anvil, chain_database, cors, lambdas, postgres, signers, x402_stack
 from devstack.http import Route, serve
+from devstack.startup import ensure_token, pid_alive, read_json, start_chain, start_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
@@ -49,92 +50,6 @@ log = logging.getLogger("devstack")
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
-def start_chain(
-    state_dir: Path, rpc_port: int, block_time: float, chain_id: int
-) -> tuple[str, anvil.Anvil | None, int | None]:
-    """Returns the RPC URL, the node we started (to stop on exit) and an adopted anvil's pid."""
-    url = _env("RPC_URL")
-    if url:
-        return url, None, None
-    anvil_file = state_dir / "anvil.json"
-    previous = _read_json(anvil_file)
-    pid, port = previous.get("pid"), previous.get("port")
-    if isinstance(pid, int) and isinstance(port, int) and _pid_alive(pid):
-        url = f"http://127.0.0.1:{port}"
-        if anvil.rpc_alive(url):
-            log.info("adopting anvil pid %s left running by a previous run", pid)
-            return url, None, pid
-    node = anvil.start_anvil(
-        port=rpc_port,
-        block_time=block_time,
-        chain_id=chain_id,
-        state_path=state_dir / "anvil-state.json",
-        new_session=True,  # survives a kill -9 of this process, to be adopted on restart
-        log_path=state_dir / "anvil.log",
-    )
-    if node.process is not None:
-        anvil_file.write_text(json.dumps({"pid": node.process.pid, "port": node.port}))
-    return node.rpc_url, node, None
-
-
-def start_database(
-    server: postgres.Server,
-    name: str,
-    identity: chain_database.ChainIdentity,
-    w3: Web3,
-    signer_addresses: list[str],
-) -> tuple[str, str | None]:
-    """The database made for this chain, migrated, and why the worker would refuse to send (if
-    it would: only a database given with DATABASE_URL, which is never renewed)."""
-    from mintq import migrations
-
-    def refusal_of(url: str) -> str | None:
-        found = (chain_database.nonce_refusal(url, w3, identity.chain_id, s) for s in signer_addresses)
-        return next((r for r in found if r), None)
-
-    url = chain_database.bind_database(server, name, identity)
-    applied = migrations.apply(url)
-    refusal = refusal_of(url)
-    if refusal and server.can_create_databases:
-        # Same chain by its genesis, but a shorter history than the database remembers.
-        url = chain_database.bind_database(
-            server, name, identity, renew_because=f"records a history this chain does not have ({refusal})"
-        )
-        applied = migrations.apply(url)
-        refusal = refusal_of(url)
-    log.info("postgres (%s) ready; migrations applied now: %s", server.kind, applied or "none")
-    return url, refusal
-
-
-def ensure_token(w3: Web3, signer_key: str, previous: dict[str, Any]) -> str:
-    given = _env("TOKEN_ADDRESS")
-    if given:
-        return Web3.to_checksum_address(given)
-    known = previous.get("token_address")
-    if isinstance(known, str) and w3.eth.get_code(Web3.to_checksum_address(known)):
-        return Web3.to_checksum_address(known)
-    minter = Account.from_key(signer_key).address
-    address = contracts.deploy_mint_token(w3, signer_key, minter=minter)
-    log.info("deployed MintToken at %s (minter %s)", address, minter)
-    return str(address)
 
 
 def handler_environment(stack: dict[str, Any]) -> dict[str, str]:
@@ -226,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     signer_keys = signers.keys_from_env()
     signer_key, signer_addresses = signer_keys[0], [signers.address(k) for k in signer_keys]
     database_url, refusal = start_database(server, args.database_name, identity, w3, signer_addresses)
-    previous = _read_json(stack_file)
+    previous = read_json(stack_file)
     if (previous.get("chain_id"), previous.get("genesis_hash")) != (chain_id, identity.genesis_hash):
         previous = {}  # made for another chain: nothing in it exists on this one
     token = ensure_token(w3, signer_key, previous)
@@ -323,10 +238,10 @@ def main(argv: list[str] | None = None) -> int:
         facilitator_server.close()
     if node is not None:
         node.stop()
-    elif adopted_pid is not None and _pid_alive(adopted_pid):
+    elif adopted_pid is not None and pid_alive(adopted_pid):
         os.kill(adopted_pid, signal.SIGTERM)  # ours from an earlier run: it dumps its state on SIGTERM
         for _ in range(50):
-            if not _pid_alive(adopted_pid):
+            if not pid_alive(adopted_pid):
                 break
             time.sleep(0.1)
     (state_dir / "anvil.json").unlink(missing_ok=True)
