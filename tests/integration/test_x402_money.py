@@ -423,6 +423,24 @@ def test_a_chain_that_never_answers_the_supply_read_is_a_503_inside_the_invocati
     assert stack.usdc_balance(account.address) == 10 * PRICE
 
 
+def test_a_slow_node_cannot_stretch_the_supply_read_past_the_invocation(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supply read is two round trips (head block, then the supply and receipts at it): they
+    share the time left, so a node answering each after 2.5 s cannot take 5 s of a 4 s invocation."""
+    account = stack.payer()
+    headers = v2_header(pay_v2(account, stack))
+    with SlowHttp(stack.chain_env.rpc_url, delay_seconds=2.5) as slow_node:
+        slow_node.on("/", "delay")
+        monkeypatch.setenv("MINTQ_RPC_URL", slow_node.url)
+        config.reset()
+        status, body, left = post_mint_within(headers, 4.0)
+    assert left > 0, "the supply read held the enqueue past its timeout"
+    assert (status, body["error"]["code"]) == (503, "supply_unknown"), body
+    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
+    assert stack.usdc_balance(account.address) == 10 * PRICE
+
+
 def test_a_replay_waiting_on_a_twin_that_is_still_settling_answers_inside_the_invocation(
     stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from eth_hash.auto import keccak
 
 from mintq import errors
+from mintq.deadlines import MIN_CALL_SECONDS
 
 if TYPE_CHECKING:
     import httpx
@@ -94,10 +96,12 @@ def supply_view(
 ) -> SupplyView:
     """Read ``token``'s ``remainingMints()`` at the node's head block and the receipts of
     ``inflight`` attempts (rows with ``tx_hash``, ``batch_id``, ``mint_count``), two batched
-    round trips within ``timeout`` seconds each. Raises ``errors.ChainUnavailable`` when the
-    node cannot be reached or answers something unreadable."""
+    round trips within ``timeout`` seconds in all (the second gets what the first left, so a
+    slow node cannot double a caller's deadline). Raises ``errors.ChainUnavailable`` when the
+    node cannot be reached, answers something unreadable, or not within ``timeout``."""
     import httpx
 
+    ends = time.monotonic() + timeout
     try:
         [height] = call_batch(rpc_url, [("eth_blockNumber", [])], timeout=timeout)
         head = int(height, 16)
@@ -105,7 +109,10 @@ def supply_view(
             ("eth_call", [{"to": token, "data": _REMAINING_MINTS}, hex(head)])
         ]
         calls += [("eth_getTransactionReceipt", [row["tx_hash"]]) for row in inflight]
-        remaining, *receipts = call_batch(rpc_url, calls, timeout=timeout)
+        left = ends - time.monotonic()
+        if left < MIN_CALL_SECONDS:
+            raise errors.ChainUnavailable(f"the node took the whole {timeout:.2f} s to name its head block")
+        remaining, *receipts = call_batch(rpc_url, calls, timeout=left)
         mined: dict[Any, int] = {}
         for row, receipt in zip(inflight, receipts, strict=True):
             if receipt and int(receipt["status"], 16) == 1 and int(receipt["blockNumber"], 16) <= head:
