@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from mintq import errors
+from mintq import bounded_http, errors
 from mintq.deadlines import MIN_CALL_SECONDS
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ def call_batch(url: str, calls: Sequence[tuple[str, list[Any]]], *, timeout: flo
         _client = httpx.Client()
     bounded = max(timeout, 0.01)
     batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    response = _client.post(
-        url, json=batch, timeout=httpx.Timeout(bounded, connect=min(bounded, CONNECT_TIMEOUT_SECONDS))
+    response = bounded_http.post(
+        _client, url, json=batch, timeout=bounded, connect=min(bounded, CONNECT_TIMEOUT_SECONDS)
     )
     response.raise_for_status()
     answers = {a["id"]: a for a in response.json()}
