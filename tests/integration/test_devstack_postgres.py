@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -49,8 +51,20 @@ def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def server(no_env: None, tmp_path: Path) -> Iterator[Server]:
-    srv = resolve_server(tmp_path)
+def embedded_dir() -> Iterator[Path]:
+    """A directory for an embedded server's data that its postgres processes can reach: run as
+    root, pgserver runs them as its own user, who cannot enter pytest's owner-only ``tmp_path``."""
+    path = Path(tempfile.mkdtemp(prefix="mintq-embedded-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def server(no_env: None, embedded_dir: Path) -> Iterator[Server]:
+    srv = resolve_server(embedded_dir)
     try:
         yield srv
     finally:
@@ -131,17 +145,17 @@ def test_ensure_clone_drop(server: Server) -> None:
 
 
 @pytest.mark.slow
-def test_embedded_server_when_forced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_embedded_server_when_forced(monkeypatch: pytest.MonkeyPatch, embedded_dir: Path) -> None:
     pytest.importorskip("pgserver")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("MINTQ_PG", "embedded")
 
-    first = resolve_server(tmp_path)
-    second = resolve_server(tmp_path)  # same data dir: shares the running server
+    first = resolve_server(embedded_dir)
+    second = resolve_server(embedded_dir)  # same data dir: shares the running server
     try:
         assert first.kind == "embedded"
         assert first.admin_url == second.admin_url
-        assert (tmp_path / "pgdata" / "PG_VERSION").exists()
+        assert (embedded_dir / "pgdata" / "PG_VERSION").exists()
         with psycopg.connect(first.admin_url) as conn:
             assert conn.execute("SELECT current_user, current_database()").fetchone() == (
                 "postgres",
@@ -167,15 +181,15 @@ def test_embedded_server_when_forced(monkeypatch: pytest.MonkeyPatch, tmp_path: 
 
 @pytest.mark.slow
 def test_an_embedded_server_restarted_behind_its_handle_is_stopped_by_its_last_user(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, embedded_dir: Path
 ) -> None:
     """The fault suite crashes and restarts its embedded server; stopping it afterwards must stop
     the server that runs then, not only the one that ran first (a suite stops what it starts)."""
     pytest.importorskip("pgserver")
     monkeypatch.delenv("DATABASE_URL", raising=False)
     monkeypatch.setenv("MINTQ_PG", "embedded")
-    server = resolve_server(tmp_path)
-    pgdata = (tmp_path / "pgdata").resolve()
+    server = resolve_server(embedded_dir)
+    pgdata = (embedded_dir / "pgdata").resolve()
     try:
         first = postgres_processes(pgdata)
         assert first, "the embedded server should be running"

@@ -423,6 +423,50 @@ def test_a_chain_that_never_answers_the_supply_read_is_a_503_inside_the_invocati
     assert stack.usdc_balance(account.address) == 10 * PRICE
 
 
+def test_a_slow_node_cannot_stretch_the_supply_read_past_the_invocation(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The supply read is two round trips (head block, then the supply and receipts at it): they
+    share the time left, so a node answering each after 2.5 s cannot take 5 s of a 4 s invocation."""
+    account = stack.payer()
+    headers = v2_header(pay_v2(account, stack))
+    with SlowHttp(stack.chain_env.rpc_url, delay_seconds=2.5) as slow_node:
+        slow_node.on("/", "delay")
+        monkeypatch.setenv("MINTQ_RPC_URL", slow_node.url)
+        config.reset()
+        status, body, left = post_mint_within(headers, 4.0)
+    assert left > 0, "the supply read held the enqueue past its timeout"
+    assert (status, body["error"]["code"]) == (503, "supply_unknown"), body
+    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
+    assert stack.usdc_balance(account.address) == 10 * PRICE
+
+
+def test_a_facilitator_or_node_answering_a_byte_at_a_time_cannot_hold_the_enqueue(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """httpx's timeouts bound each read, not the answer: a verify answer (or a supply read)
+    trickling in a byte every 0.2 s took as long as the server liked. Each ends in time now."""
+    account = stack.payer()
+    headers = v2_header(pay_v2(account, stack))
+    with SlowHttp(stack.facilitator.url, delay_seconds=0.2) as dripping:
+        dripping.on("/verify", "drip")
+        through_slow_facilitator(stack, monkeypatch, dripping)
+        status, body, left = post_mint_within(headers, 3.0)
+    assert left > 0, "a trickling verify answer held the enqueue past its timeout"
+    assert (status, body["error"]["code"]) == (503, "facilitator_unavailable"), body
+    monkeypatch.setenv("MINTQ_X402_FACILITATOR_URL", stack.facilitator.url)
+    with SlowHttp(stack.chain_env.rpc_url, delay_seconds=0.2) as dripping_node:
+        dripping_node.on("/", "drip")
+        monkeypatch.setenv("MINTQ_RPC_URL", dripping_node.url)
+        config.reset()
+        x402_facilitator.reset()
+        status, body, left = post_mint_within(headers, 3.0)
+    assert left > 0, "a trickling node held the enqueue past its timeout"
+    assert (status, body["error"]["code"]) == (503, "supply_unknown"), body
+    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
+    assert stack.usdc_balance(account.address) == 10 * PRICE
+
+
 def test_a_replay_waiting_on_a_twin_that_is_still_settling_answers_inside_the_invocation(
     stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,7 +11,9 @@ Behaviours (``SlowHttp.on(path, behaviour)``):
 * ``"hang"``: accept the request and never answer, never forward (a socket that accepts
   and then goes quiet);
 * ``"lose"``: forward it (the upstream acts on it, e.g. broadcasts a settlement), then
-  never answer: the caller cannot know what happened.
+  never answer: the caller cannot know what happened;
+* ``"drip"``: forward it, then send the answer one byte every ``delay_seconds`` (each read
+  of the caller's well inside a per-read timeout, the whole answer as slow as the test likes).
 
 ``close()`` stops the server and lets every held or hanging request go.
 """
@@ -26,7 +28,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Literal
 from urllib.parse import urlsplit
 
-Behaviour = Literal["forward", "hold", "delay", "hang", "lose"]
+Behaviour = Literal["forward", "hold", "delay", "hang", "lose", "drip"]
 
 
 class SlowHttp:
@@ -127,7 +129,16 @@ class SlowHttp:
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if behaviour != "drip":
+                    self.wfile.write(payload)
+                    return
+                self.wfile.flush()
+                for byte in payload:
+                    if owner._stopped.wait(owner.delay_seconds):
+                        self.close_connection = True
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
             do_GET = _serve
             do_POST = _serve

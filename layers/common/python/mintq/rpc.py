@@ -12,13 +12,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from eth_hash.auto import keccak
 
-from mintq import errors
+from mintq import bounded_http, errors
+from mintq.deadlines import MIN_CALL_SECONDS
 
 if TYPE_CHECKING:
     import httpx
@@ -59,8 +61,8 @@ def call_batch(url: str, calls: Sequence[tuple[str, list[Any]]], *, timeout: flo
         _client = httpx.Client()
     bounded = max(timeout, 0.01)
     batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-    response = _client.post(
-        url, json=batch, timeout=httpx.Timeout(bounded, connect=min(bounded, CONNECT_TIMEOUT_SECONDS))
+    response = bounded_http.post(
+        _client, url, json=batch, timeout=bounded, connect=min(bounded, CONNECT_TIMEOUT_SECONDS)
     )
     response.raise_for_status()
     answers = {a["id"]: a for a in response.json()}
@@ -94,10 +96,12 @@ def supply_view(
 ) -> SupplyView:
     """Read ``token``'s ``remainingMints()`` at the node's head block and the receipts of
     ``inflight`` attempts (rows with ``tx_hash``, ``batch_id``, ``mint_count``), two batched
-    round trips within ``timeout`` seconds each. Raises ``errors.ChainUnavailable`` when the
-    node cannot be reached or answers something unreadable."""
+    round trips within ``timeout`` seconds in all (the second gets what the first left, so a
+    slow node cannot double a caller's deadline). Raises ``errors.ChainUnavailable`` when the
+    node cannot be reached, answers something unreadable, or not within ``timeout``."""
     import httpx
 
+    ends = time.monotonic() + timeout
     try:
         [height] = call_batch(rpc_url, [("eth_blockNumber", [])], timeout=timeout)
         head = int(height, 16)
@@ -105,7 +109,10 @@ def supply_view(
             ("eth_call", [{"to": token, "data": _REMAINING_MINTS}, hex(head)])
         ]
         calls += [("eth_getTransactionReceipt", [row["tx_hash"]]) for row in inflight]
-        remaining, *receipts = call_batch(rpc_url, calls, timeout=timeout)
+        left = ends - time.monotonic()
+        if left < MIN_CALL_SECONDS:
+            raise errors.ChainUnavailable(f"the node took the whole {timeout:.2f} s to name its head block")
+        remaining, *receipts = call_batch(rpc_url, calls, timeout=left)
         mined: dict[Any, int] = {}
         for row, receipt in zip(inflight, receipts, strict=True):
             if receipt and int(receipt["status"], 16) == 1 and int(receipt["blockNumber"], 16) <= head:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from x402.schemas import PaymentRequirements, SettleResponse, VerifyResponse
 from x402.schemas.v1 import PaymentRequirementsV1
 
-from mintq import config, credentials, errors
+from mintq import bounded_http, config, credentials, errors
 
 if TYPE_CHECKING:
     import httpx
@@ -78,15 +78,15 @@ class Facilitator:
         }
 
     def _post(self, path: str, body: dict[str, Any], timeout: float) -> httpx.Response:
-        import httpx
-
         auth = self.auth_headers() if self.auth_headers else {}
         headers = {"Content-Type": "application/json", **auth.get(path, {})}
-        return self._client.post(
+        return bounded_http.post(
+            self._client,
             f"{self.url}/{path}",
             json=body,
             headers=headers,
-            timeout=httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT_SECONDS)),
+            timeout=timeout,
+            connect=min(timeout, CONNECT_TIMEOUT_SECONDS),
         )
 
     def verify(
