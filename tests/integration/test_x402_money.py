@@ -21,7 +21,7 @@ from x402.http import encode_payment_signature_header
 
 from devstack import contracts
 from devstack.lambdas import FakeContext, load_handler
-from mintq import config, controls, payments, x402_facilitator, x402_payment
+from mintq import config, controls, db, payments, x402_facilitator, x402_payment
 from tests.integration.test_x402 import (
     PRICE,
     Stack,
@@ -368,6 +368,37 @@ def post_mint_within(headers: dict[str, str], seconds: float) -> tuple[int, dict
     context = FakeContext(function_name="enqueue", timeout_s=seconds)
     result = handler(http_event("POST", "/mint", body={}, headers=headers), context)
     return result["statusCode"], json.loads(result["body"]), context.get_remaining_time_in_millis() / 1000
+
+
+@pytest.mark.parametrize("answer", ["settle_refused", "settlement_pending"])
+def test_a_settle_answer_that_finds_the_payment_finished_by_the_worker_answers_its_recorded_state(
+    stack: Stack, conn: Any, database_url: str, monkeypatch: pytest.MonkeyPatch, answer: str
+) -> None:
+    """The request records the facilitator's answer with a guarded move (settling or pending
+    only); when the worker finished the payment first (its lease ran out while settle was in
+    flight) the move finds nothing, and the answer is the payment's durable state, never a
+    402 for a payment that was settled."""
+    from x402.schemas import SettleResponse
+
+    account = stack.payer()
+    headers = v2_header(pay_v2(account, stack))
+    real = x402_facilitator.facilitator(config.load().x402)  # type: ignore[arg-type]
+
+    class WorkerWinsTheRace:
+        verify = real.verify
+
+        def settle(self, payment: Any, requirements: Any, timeout: float | None = None) -> Any:
+            with db.connect(database_url) as worker:  # the reconciler, on its own connection
+                [row] = worker.execute("SELECT id FROM payments").fetchall()
+                assert payments.finish_settled(worker, row["id"], "0x" + "ab" * 32) is not None
+            reason = "invalid_transaction_state" if answer == "settle_refused" else answer
+            return SettleResponse(success=False, error_reason=reason, transaction="", network="eip155:84532")
+
+    monkeypatch.setattr(x402_facilitator, "facilitator", lambda terms: WorkerWinsTheRace())
+    status, body, got = post_mint(headers)
+    [payment] = rows(conn, "payments")
+    assert (status, body.get("paymentStatus"), payment["status"]) == (202, "settled", "settled"), body
+    assert body["queueId"] == str(payment["queue_id"]) and "PAYMENT-REQUIRED" not in got
 
 
 def test_a_verify_that_never_answers_is_a_503_inside_the_invocation_and_charges_nothing(

@@ -81,6 +81,7 @@ class PaidMint:
         self.signature_hash = hashlib.sha256(payment.exact.signature.lower().encode()).hexdigest()
 
     def run(self) -> MintOutcome:
+        """Walk the payment from its header to its outcome (the module's steps 1-5)."""
         existing = self._find()
         if existing is not None:
             return self._replay(existing)
@@ -116,10 +117,7 @@ class PaidMint:
             deadline=self.deadline,
         )
         if record is None:  # a twin recorded it first
-            twin = self._find()
-            if twin is None:
-                raise errors.InvalidTransition("a payment record vanished")
-            return self._replay(twin)
+            return self._as_recorded()
         return self._settle(facilitator, requirements, record["id"], record["queue_id"])
 
     def _settle(
@@ -134,8 +132,9 @@ class PaidMint:
             settle_time = self._time_for("settle")
             settled = facilitator.settle(self.payment, requirements, timeout=settle_time)
         except (x402_facilitator.FacilitatorUnreachable, errors.FacilitatorUnavailable) as exc:
-            # Never sent (or no time left to send it): nothing can have been charged.
-            db.execute(self.conn, "forget_payment", {"id": payment_id})
+            # Never sent (or no time left to send it): nothing can have been charged. Not
+            # forgotten only if the worker took it past its lease: it then fails it unused.
+            db.one(self.conn, "forget_payment", {"id": payment_id})
             raise errors.FacilitatorUnavailable(str(exc)) from exc
         except x402_facilitator.FacilitatorAmbiguous as exc:
             return self._settlement_pending(payment_id, queue_id, None, str(exc))
@@ -149,14 +148,18 @@ class PaidMint:
             tx = settled.transaction or None
             return self._settlement_pending(payment_id, queue_id, tx, settled.error_message)
         reason = settled.error_reason or reasons.UNEXPECTED_SETTLE
-        db.execute(self.conn, "mark_payment_failed", {"id": payment_id, "reason": reason})
+        if db.one(self.conn, "mark_payment_failed", {"id": payment_id, "reason": reason}) is None:
+            return self._as_recorded()  # the worker finished it first: its state is the answer
         return self._refused(reason, settled.error_message, settlement=self._response(False, None, reason))
 
     def _settlement_pending(
         self, payment_id: uuid.UUID, queue_id: uuid.UUID, tx: str | None, why: str | None
-    ) -> PendingSettlement:
+    ) -> MintOutcome:
         """It may have been broadcast: from now on the payment reconciler looks for it on chain."""
-        db.execute(self.conn, "mark_payment_pending", {"id": payment_id, "tx_hash": tx, "reason": why})
+        if not db.execute(
+            self.conn, "mark_payment_pending", {"id": payment_id, "tx_hash": tx, "reason": why}
+        ):
+            return self._as_recorded()  # the worker finished it first: its state is the answer
         return self._pending(queue_id, tx, PaymentStatus.SETTLEMENT_PENDING, replayed=False)
 
     # --- steps ----------------------------------------------------------------------
@@ -168,6 +171,13 @@ class PaidMint:
         if left is not None and left < payments.MIN_CALL_SECONDS:
             raise errors.FacilitatorUnavailable(f"no time left for {step} ({left:.2f} s)")
         return left
+
+    def _as_recorded(self) -> MintOutcome:
+        """The payment's answer by its durable state, when a move of ours found it moved on."""
+        recorded = self._find()
+        if recorded is None:
+            raise errors.InvalidTransition("a payment record vanished")
+        return self._replay(recorded)
 
     def _find(self) -> dict[str, Any] | None:
         return db.one(self.conn, "find_payment", {"payer": self.payment.payer, "nonce": self.payment.nonce})
