@@ -102,6 +102,17 @@ def _enqueue_rows(e: dict[str, Any]) -> list[Row]:
                     "",
                 )
             )
+        h = x["handler"]
+        if "mean_in_database_ms" in h:
+            rows.append(
+                (
+                    "enqueue",
+                    f"handler per request: in the database + in Python (means), {label}",
+                    f"{h['mean_in_database_ms']:.3f} + {h['mean_in_python_ms']:.3f} ms",
+                    "",
+                    "",
+                )
+            )
         ratio = x["handler_vs_plain"]
         rows.append(
             (
