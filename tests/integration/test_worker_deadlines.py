@@ -30,6 +30,7 @@ from tests.support.chain import (
     statuses,
 )
 from tests.support.events import REPO_ROOT, http_event, invoke
+from tests.support.slow_http import SlowHttp
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.chain
@@ -149,6 +150,29 @@ def test_a_call_that_hangs_at_any_step_ends_the_invocation_in_time_and_mints_onc
         else {"pending": 1}
     )
     assert statuses(conn) == expected
+    heal_and_mint_once(stack, conn)
+
+
+def test_a_node_answering_a_byte_at_a_time_cannot_hold_the_invocation_past_its_deadline(
+    stack: Stack, conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A per-read timeout is not a per-answer one: each byte well inside 0.5 s, a JSON-RPC
+    answer of ~40 bytes took ~8 s a call, and the 7 s invocation overran. Every call now ends
+    within its timeout in all (``web3_provider`` through ``bounded_http``)."""
+    with SlowHttp(stack.chain_env.rpc_url, delay_seconds=0.2) as dripping:
+        dripping.on("/", "drip")
+        monkeypatch.setenv("MINTQ_RPC_URL", dripping.url)
+        monkeypatch.setenv("MINTQ_RPC_TIMEOUT_SECONDS", "0.5")
+        monkeypatch.setenv("MINTQ_BATCH_SAFETY_SECONDS", "1")
+        config.reset()
+        enqueue_all(conn, fresh_addresses(1))
+        result, context = stack.invoke(7)
+        assert context.get_remaining_time_in_millis() > 0, "the handler overran its 7 s context"
+        assert dripping.arrived["/"] >= 1 and result["faults"] >= 1 and result["batches_sent"] == 0, result
+        assert advisory_locks(conn) == 0 and statuses(conn) == {"pending": 1}
+    monkeypatch.setenv("MINTQ_RPC_URL", stack.proxy.url)
+    config.reset()
+    invocation._workers.clear()  # a new environment, on the healthy node
     heal_and_mint_once(stack, conn)
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
 
+import httpx
 import requests
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
@@ -75,7 +76,7 @@ def _revert_text(exc: ContractLogicError) -> str:
 def _rpc(action: str) -> Iterator[None]:
     try:
         yield
-    except (requests.RequestException, TimeExhausted, OSError) as exc:
+    except (httpx.HTTPError, requests.RequestException, TimeExhausted, OSError) as exc:
         raise errors.ChainUnavailable(f"{action}: {type(exc).__name__}: {exc}") from exc
     except Web3RPCError as exc:
         raise errors.ChainUnavailable(f"{action}: {exc}") from exc

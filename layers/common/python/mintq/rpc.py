@@ -49,20 +49,26 @@ def web3(rpc_url: str, *, deadline: Deadline, timeout: float = DEFAULT_TIMEOUT) 
     return Web3(DeadlineHTTPProvider(rpc_url, timeout=timeout, deadline=deadline))
 
 
-def call_batch(url: str, calls: Sequence[tuple[str, list[Any]]], *, timeout: float) -> list[Any]:
-    """One batched JSON-RPC round trip of ``calls`` (method, params) within ``timeout``
-    seconds; their results in call order. Raises ``httpx.HTTPError`` on a transport failure
-    or an HTTP error status, ``ValueError`` when a call answers an error or the reply is not
-    JSON-RPC, ``KeyError`` when an answer is missing."""
+def http_client() -> httpx.Client:
+    """The execution environment's one pooled HTTP client for JSON-RPC (thread-safe: a signer
+    pool's workers and ``bounded_http``'s request threads share its keep-alive connections)."""
     global _client  # noqa: PLW0603 - one pooled client per execution environment
     import httpx
 
     if _client is None:
         _client = httpx.Client()
+    return _client
+
+
+def call_batch(url: str, calls: Sequence[tuple[str, list[Any]]], *, timeout: float) -> list[Any]:
+    """One batched JSON-RPC round trip of ``calls`` (method, params) within ``timeout``
+    seconds; their results in call order. Raises ``httpx.HTTPError`` on a transport failure
+    or an HTTP error status, ``ValueError`` when a call answers an error or the reply is not
+    JSON-RPC, ``KeyError`` when an answer is missing."""
     bounded = max(timeout, 0.01)
     batch = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
     response = bounded_http.post(
-        _client, url, json=batch, timeout=bounded, connect=min(bounded, CONNECT_TIMEOUT_SECONDS)
+        http_client(), url, json=batch, timeout=bounded, connect=min(bounded, CONNECT_TIMEOUT_SECONDS)
     )
     response.raise_for_status()
     answers = {a["id"]: a for a in response.json()}

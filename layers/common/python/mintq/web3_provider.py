@@ -7,6 +7,12 @@ so one call can take a minute whatever the caller's own timeout. Here web3's ret
 off (the worker retries by cycle, with backoff) and each request's timeout is the
 configured one cut to the time left (``deadlines.Deadline.timeout``), so a node that
 accepts connections and never answers costs at most the time the invocation has left.
+
+Each request is one POST through ``mintq.bounded_http`` on the environment's pooled httpx
+client (``rpc.http_client``), not web3's requests session: requests, like httpx, bounds each
+read of the answer, not the answer, so a node sending its answers a byte at a time held a
+call for as long as it liked. Transport faults are ``httpx.HTTPError`` (``mintq.chain`` reads
+them as the node being unavailable).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 from web3 import HTTPProvider
 from web3.types import RPCEndpoint
 
+from mintq import bounded_http, rpc
 from mintq.deadlines import Deadline
 
 
@@ -39,3 +46,20 @@ class DeadlineHTTPProvider(HTTPProvider):
         kwargs = dict(super().get_request_kwargs())
         kwargs["timeout"] = self.deadline.timeout(self.timeout, "JSON-RPC request")
         return kwargs
+
+    def _make_request(self, method: RPCEndpoint, request_data: bytes) -> bytes:
+        """POST ``request_data`` (one JSON-RPC request) and return the answer's body, all within
+        the call's timeout (``get_request_kwargs``). Raises ``httpx.HTTPError`` on a transport
+        fault, an HTTP error status or a whole answer not in time; ``errors.DeadlineReached``
+        unsent when the deadline has come. (web3's batch requests, unused here, keep requests.)"""
+        timeout = self.deadline.timeout(self.timeout, f"JSON-RPC {method}")
+        response = bounded_http.post(
+            rpc.http_client(),
+            str(self.endpoint_uri),
+            timeout=timeout,
+            connect=min(timeout, rpc.CONNECT_TIMEOUT_SECONDS),
+            content=request_data,
+            headers={"Content-Type": "application/json"},
+        )
+        response.raise_for_status()
+        return response.content
