@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import queue
 import re
+import signal
 import sys
 import threading
 import time
@@ -168,6 +169,9 @@ class HandlerError(RuntimeError):
 
 
 def _environment_main(function_dir: str, pipe: Connection, discard_stdout: bool) -> None:
+    # Ctrl-C reaches the terminal's whole process group; the local stack stops its environments
+    # itself (close()), so each would only print a KeyboardInterrupt traceback over its shutdown.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if discard_stdout:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

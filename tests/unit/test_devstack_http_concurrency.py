@@ -6,8 +6,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import socketserver
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 import pytest
 
 from devstack.http import ApiServer, Route, serve
-from devstack.lambdas import ExecutionEnvironments
+from devstack.lambdas import ExecutionEnvironments, FakeContext
 
 
 def hello(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -189,3 +191,22 @@ def test_closing_a_pool_ends_its_processes(function_dir: Path) -> None:
     assert all(p.is_alive() for p in processes)
     pool.close()
     assert not any(p.is_alive() for p in processes)
+
+
+def test_ctrl_c_in_the_terminal_leaves_the_environments_to_the_stacks_own_shutdown(
+    function_dir: Path,
+) -> None:
+    """Ctrl-C signals the terminal's whole process group: an environment ignores it (it printed
+    a KeyboardInterrupt traceback each) and still answers until the stack closes the pool."""
+    pool = ExecutionEnvironments(function_dir, 2)
+    try:
+        for process in pool._processes:
+            assert process.pid is not None
+            os.kill(process.pid, signal.SIGINT)
+        time.sleep(0.5)
+        assert all(p.is_alive() for p in pool._processes)
+        answers = [pool({"body": "{}"}, FakeContext(function_name="f", timeout_s=5)) for _ in range(2)]
+        assert all(a["statusCode"] == 200 for a in answers)
+    finally:
+        pool.close()
+    assert not any(p.is_alive() for p in pool._processes)
