@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from mintq import config, errors, kms_signer
 from mintq.deadlines import Deadline
 from mintq.worker import invocation
-from tests.support.kms import KmsServer, aws_environment, honour_digest
+from tests.support.kms import KmsServer, aws_environment, honour_digest, sample_tx
 from tests.support.slow_http import SlowHttp
 
 
@@ -29,17 +28,7 @@ def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[KmsServer]:
     config.reset()
 
 
-TX: Any = {
-    "type": 2,
-    "chainId": 31337,
-    "nonce": 0,
-    "to": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-    "value": 0,
-    "data": b"\x01" * 36,
-    "gas": 100_000,
-    "maxFeePerGas": 2 * 10**9,
-    "maxPriorityFeePerGas": 10**9,
-}
+TX = sample_tx()
 
 
 def test_a_sign_kms_never_answers_ends_by_the_deadline_and_none_starts_past_it(kms: KmsServer) -> None:

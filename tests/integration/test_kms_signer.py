@@ -21,7 +21,7 @@ from hexbytes import HexBytes
 from mintq import config, errors, kms_signer, signer
 from mintq.worker import invocation
 from tests.support.chain import ChainEnv, assert_exactly_once, drain, enqueue_all, fresh_addresses, statuses
-from tests.support.kms import KmsServer, aws_environment, honour_digest
+from tests.support.kms import KmsServer, aws_environment, honour_digest, sample_tx
 
 
 @pytest.fixture
@@ -55,7 +55,7 @@ def test_moto_still_hashes_a_digest_again(kms_server: KmsServer) -> None:
     When this fails, moto implements DIGEST (getmoto/moto#10202): drop the patch."""
     kms = signer_for(kms_server, kms_server.create_key())
     with pytest.raises(errors.SigningError, match="does not recover"):
-        kms.sign(_tx(0))
+        kms.sign(sample_tx(0))
 
 
 def signer_for(server: KmsServer, key_id: str) -> kms_signer.KmsSigner:
@@ -63,20 +63,6 @@ def signer_for(server: KmsServer, key_id: str) -> kms_signer.KmsSigner:
     environment (``AWS_ENDPOINT_URL_KMS``)."""
     assert os.environ["AWS_ENDPOINT_URL_KMS"] == server.url
     return kms_signer.KmsSigner(key_id, client=kms_signer.kms_client())
-
-
-def _tx(nonce: int) -> dict[str, Any]:
-    return {
-        "type": 2,
-        "chainId": 31337,
-        "nonce": nonce,
-        "to": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
-        "value": 0,
-        "data": b"\x01" * 36,
-        "gas": 100_000,
-        "maxFeePerGas": 2 * 10**9,
-        "maxPriorityFeePerGas": 10**9,
-    }
 
 
 def test_every_kms_signature_is_low_s_and_recovers_the_keys_address(kms: KmsServer) -> None:
@@ -92,7 +78,7 @@ def test_every_kms_signature_is_low_s_and_recovers_the_keys_address(kms: KmsServ
 
     kms_key._client.sign = count_high
     for nonce in range(48):
-        signed = kms_key.sign(_tx(nonce))
+        signed = kms_key.sign(sample_tx(nonce))
         fields = TypedTransaction.from_bytes(HexBytes(signed.raw)).as_dict()
         assert 0 < fields["s"] <= SECPK1_N // 2, f"nonce {nonce}: high s"
         assert fields["v"] in (0, 1)

@@ -56,6 +56,21 @@ def honour_digest(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kms_utils.ECDSAPrivateKey, "sign", sign_with_key)
 
 
+def sample_tx(nonce: int = 0) -> dict[str, Any]:
+    """An EIP-1559 transaction for the KMS signer tests (type 2, chain 31337, 100k gas, 2 / 1 gwei)."""
+    return {
+        "type": 2,
+        "chainId": 31337,
+        "nonce": nonce,
+        "to": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+        "value": 0,
+        "data": b"\x01" * 36,
+        "gas": 100_000,
+        "maxFeePerGas": 2 * 10**9,
+        "maxPriorityFeePerGas": 10**9,
+    }
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
