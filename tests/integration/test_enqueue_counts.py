@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from mintq import db
+from tests.support.queue_stats import counted_by_scan
 
 PAYERS = [f"0x{i:040x}" for i in range(1, 12)]
 
@@ -20,17 +21,6 @@ def _enqueue(conn: Any, payer: str, default_cap: int = 10) -> dict[str, Any]:
     )
     assert row is not None
     return row
-
-
-def _true_stats(conn: Any) -> dict[str, Any]:
-    return conn.execute(
-        "SELECT count(*) FILTER (WHERE status = 'pending') AS pending_count,"
-        " count(*) FILTER (WHERE status = 'processing') AS processing_count,"
-        " count(*) FILTER (WHERE status = 'completed') AS completed_count,"
-        " count(*) FILTER (WHERE status = 'failed') AS failed_count,"
-        " count(DISTINCT payer_address) FILTER (WHERE status = 'pending') AS unique_payers_pending"
-        " FROM mint_queue"
-    ).fetchone()
 
 
 def _counted_stats(conn: Any) -> dict[str, Any]:
@@ -77,7 +67,7 @@ def test_enqueues_direct_inserts_and_claims_at_once_keep_every_counter_exact(
         t.start()
     for t in threads:
         t.join()
-    assert _counted_stats(conn) == _true_stats(conn)
+    assert _counted_stats(conn) == counted_by_scan(conn)
     counted, true = _payer_counts(conn)
     assert counted == true
 
@@ -104,7 +94,7 @@ def test_the_per_payer_cap_holds_when_one_payer_sends_many_requests_at_once(
     assert conn.execute(
         "SELECT count(*) AS n FROM mint_queue WHERE payer_address = %(p)s", {"p": payer}
     ).fetchone() == {"n": 3}
-    assert _counted_stats(conn) == _true_stats(conn)
+    assert _counted_stats(conn) == counted_by_scan(conn)
 
 
 def test_the_enqueue_follows_every_kind_of_settings_change_at_once(conn: Any, set_setting: Any) -> None:
@@ -154,4 +144,4 @@ def test_the_previous_release_can_still_enqueue_while_the_functions_roll_out(con
     row = conn.execute(PREVIOUS_ENQUEUE_QUERY, {"payer": PAYERS[4]}).fetchone()
     assert row["id"] is not None and row["created_at"] is not None
     assert (row["queue_position"], row["payer_pending"], row["api_closed"]) == (1, 1, False)
-    assert _counted_stats(conn) == _true_stats(conn)
+    assert _counted_stats(conn) == counted_by_scan(conn)

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from mintq import db, migrations
+from tests.support.queue_stats import counted_by_scan
 
 ADDRESSES = [f"0x{i:040x}" for i in range(1, 30)]
 
@@ -65,19 +66,6 @@ def test_every_seed_query_runs_as_written(conn: Any, statement: str) -> None:
     conn.execute(statement)
 
 
-def _true_stats(conn: Any) -> dict[str, Any]:
-    return conn.execute(
-        "SELECT count(*) FILTER (WHERE status = 'pending') AS pending_count,"
-        " count(*) FILTER (WHERE status = 'processing') AS processing_count,"
-        " count(*) FILTER (WHERE status = 'completed') AS completed_count,"
-        " count(*) FILTER (WHERE status = 'failed') AS failed_count,"
-        " (SELECT created_at FROM mint_queue WHERE status = 'pending'"
-        "   ORDER BY queue_position LIMIT 1) AS oldest_pending,"
-        " count(DISTINCT payer_address) FILTER (WHERE status = 'pending') AS unique_payers_pending"
-        " FROM mint_queue"
-    ).fetchone()
-
-
 def _oldest_pending_created_at(conn: Any) -> Any:
     return conn.execute("SELECT min(created_at) FROM mint_queue WHERE status = 'pending'").fetchone()["min"]
 
@@ -117,10 +105,10 @@ def test_queue_stats_counters_match_a_full_count_through_every_kind_of_change(co
         )
         conn.execute("DELETE FROM mint_queue WHERE id IN (SELECT id FROM mint_queue LIMIT 3)")
     stats = conn.execute("SELECT * FROM queue_stats").fetchone()
-    assert stats == _true_stats(conn)
+    assert stats == counted_by_scan(conn, oldest_pending=True)
     assert stats["oldest_pending"] == _oldest_pending_created_at(conn)
     conn.execute("TRUNCATE mint_queue")
-    assert conn.execute("SELECT * FROM queue_stats").fetchone() == _true_stats(conn)
+    assert conn.execute("SELECT * FROM queue_stats").fetchone() == counted_by_scan(conn, oldest_pending=True)
 
 
 def test_counters_stay_exact_under_concurrent_writers(database_url: str, conn: Any) -> None:
@@ -140,7 +128,7 @@ def test_counters_stay_exact_under_concurrent_writers(database_url: str, conn: A
     for t in threads:
         t.join()
     stats = conn.execute("SELECT * FROM queue_stats").fetchone()
-    assert stats == _true_stats(conn)
+    assert stats == counted_by_scan(conn, oldest_pending=True)
     # oldest_pending is the head of the line's enqueue time: concurrent inserts can take
     # tickets in a slightly different order than their transactions started, so it may
     # trail the absolute minimum by that race, never by more.
