@@ -83,6 +83,16 @@ def through_slow_facilitator(stack: Stack, monkeypatch: pytest.MonkeyPatch, slow
     x402_facilitator.reset()
 
 
+def through_slow_node(monkeypatch: pytest.MonkeyPatch, slow: SlowHttp) -> None:
+    monkeypatch.setenv("MINTQ_RPC_URL", slow.url)
+    config.reset()
+
+
+def assert_nothing_recorded_or_charged(stack: Stack, conn: Any, account: Any) -> None:
+    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
+    assert stack.usdc_balance(account.address) == 10 * PRICE
+
+
 # --- 1. a known payment always gets its first answer ------------------------------------------
 
 
@@ -445,13 +455,11 @@ def test_a_chain_that_never_answers_the_supply_read_is_a_503_inside_the_invocati
     headers = v2_header(pay_v2(account, stack))
     with SlowHttp(stack.chain_env.rpc_url) as silent_node:
         silent_node.on("/", "hang")
-        monkeypatch.setenv("MINTQ_RPC_URL", silent_node.url)
-        config.reset()
+        through_slow_node(monkeypatch, silent_node)
         status, body, left = post_mint_within(headers, 3.0)
     assert (status, body["error"]["code"]) == (503, "supply_unknown"), body
     assert left > 0
-    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
-    assert stack.usdc_balance(account.address) == 10 * PRICE
+    assert_nothing_recorded_or_charged(stack, conn, account)
 
 
 def test_a_slow_node_cannot_stretch_the_supply_read_past_the_invocation(
@@ -463,13 +471,11 @@ def test_a_slow_node_cannot_stretch_the_supply_read_past_the_invocation(
     headers = v2_header(pay_v2(account, stack))
     with SlowHttp(stack.chain_env.rpc_url, delay_seconds=2.5) as slow_node:
         slow_node.on("/", "delay")
-        monkeypatch.setenv("MINTQ_RPC_URL", slow_node.url)
-        config.reset()
+        through_slow_node(monkeypatch, slow_node)
         status, body, left = post_mint_within(headers, 4.0)
     assert left > 0, "the supply read held the enqueue past its timeout"
     assert (status, body["error"]["code"]) == (503, "supply_unknown"), body
-    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
-    assert stack.usdc_balance(account.address) == 10 * PRICE
+    assert_nothing_recorded_or_charged(stack, conn, account)
 
 
 def test_a_facilitator_or_node_answering_a_byte_at_a_time_cannot_hold_the_enqueue(
@@ -488,14 +494,12 @@ def test_a_facilitator_or_node_answering_a_byte_at_a_time_cannot_hold_the_enqueu
     monkeypatch.setenv("MINTQ_X402_FACILITATOR_URL", stack.facilitator.url)
     with SlowHttp(stack.chain_env.rpc_url, delay_seconds=0.2) as dripping_node:
         dripping_node.on("/", "drip")
-        monkeypatch.setenv("MINTQ_RPC_URL", dripping_node.url)
-        config.reset()
+        through_slow_node(monkeypatch, dripping_node)
         x402_facilitator.reset()
         status, body, left = post_mint_within(headers, 3.0)
     assert left > 0, "a trickling node held the enqueue past its timeout"
     assert (status, body["error"]["code"]) == (503, "supply_unknown"), body
-    assert rows(conn, "payments") == [] and stack.facilitator.settle_calls == 0
-    assert stack.usdc_balance(account.address) == 10 * PRICE
+    assert_nothing_recorded_or_charged(stack, conn, account)
 
 
 def test_a_replay_waiting_on_a_twin_that_is_still_settling_answers_inside_the_invocation(
