@@ -385,22 +385,24 @@ def test_each_function_connects_with_its_own_login_and_only_the_api_may_go_throu
 
 
 @pytest.mark.parametrize(
-    ("proxy", "instance", "subnets", "accepted"),
+    ("proxy", "instance", "subnets", "groups", "accepted"),
     [
-        ("false", "", "", True),
-        ("true", "mintq-db", "subnet-1,subnet-2", True),
-        ("true", "", "subnet-1", False),
-        ("true", "mintq-db", "", False),
+        ("false", "", "", "", True),
+        ("true", "mintq-db", "subnet-1,subnet-2", "sg-1", True),
+        ("true", "", "subnet-1", "sg-1", False),
+        ("true", "mintq-db", "", "sg-1", False),
+        ("true", "mintq-db", "subnet-1", "", False),
     ],
 )
 def test_rds_proxy_is_refused_before_deploying_without_its_database_or_vpc(
-    template: dict[str, Any], proxy: str, instance: str, subnets: str, accepted: bool
+    template: dict[str, Any], proxy: str, instance: str, subnets: str, groups: str, accepted: bool
 ) -> None:
     params = {
         **_defaults(template),
         "UseRdsProxy": proxy,
         "DatabaseInstanceId": instance,
         "VpcSubnetIds": subnets,
+        "VpcSecurityGroupIds": groups,
     }
     rule = template["Rules"]["RdsProxyNeedsItsDatabaseAndVpc"]
     applies = _resolve(rule["RuleCondition"], template, params)
