@@ -24,10 +24,12 @@ from bench.common import (
     log,
     progress,
     quiet_stdout,
+    ratio,
     set_settings,
+    use_database,
 )
 from devstack.lambdas import FakeContext, Handler, load_handler
-from mintq import addresses, config, db
+from mintq import addresses, db
 from tests.support.events import http_event
 
 MINT_QUEUE_INSERT = "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free') RETURNING id"
@@ -47,13 +49,6 @@ def random_payers(n: int) -> list[str]:
     while len(seen) < n:
         seen.add("0x" + os.urandom(20).hex())
     return list(seen)
-
-
-def use_database(url: str) -> None:
-    """Point the handlers' shared connection at ``url`` (a new Lambda environment, in effect)."""
-    os.environ["MINTQ_DATABASE_URL"] = url
-    config.reset()
-    db.close_shared_connection()
 
 
 def _timed(handler: Handler, events: list[dict[str, Any]], expect: int, desc: str) -> dict[str, float]:
@@ -157,6 +152,18 @@ def measure_enqueue(
         measured["handler"]["mean_ms"] - measured["handler"]["mean_in_database_ms"], 3
     )
     return measured
+
+
+def enqueue_ratios(measured: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """``measured`` (``measure_enqueue``'s) with the handler's rate over each baseline's,
+    measured in the same rounds: ``handler_vs_plain`` (issue 14's target) and
+    ``handler_vs_mint_queue_insert``."""
+    handler = measured["handler"]["per_second"]
+    return {
+        **measured,
+        "handler_vs_plain": ratio(handler, measured["plain_insert"]["per_second"]),
+        "handler_vs_mint_queue_insert": ratio(handler, measured["mint_queue_insert"]["per_second"]),
+    }
 
 
 def prefill_pending(url: str, rows: int) -> None:

@@ -100,6 +100,16 @@ class Databases:
         migrations.apply(url)
         return url
 
+    def run(self, purpose: str, measure: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
+        """``measure(url)`` on a throwaway database for ``purpose``; afterwards the handlers'
+        shared connection is closed and the database dropped, whatever ``measure`` raised."""
+        url = self.create(purpose)
+        try:
+            return measure(url)
+        finally:
+            use_database("")
+            self.drop(url)
+
     def drop(self, url: str) -> None:
         for name in list(self.names):
             if url == postgres.database_url(self.server.admin_url, name):
@@ -122,24 +132,34 @@ class Databases:
         self.server.stop()
 
 
-def run_standalone(purpose: str, measure: Callable[[str], dict[str, Any]], out: Path | None = None) -> int:
-    """One section run on its own (``bench/<section>.py``): a throwaway database for ``purpose``,
-    ``measure(url)``, its JSON printed (and written to ``out``) with the command that made it.
+def use_database(url: str) -> None:
+    """Point the handlers' shared connection at ``url`` (a new Lambda environment, in effect);
+    ``""`` leaves them none."""
+    os.environ["MINTQ_DATABASE_URL"] = url
+    config.reset()
+    db.close_shared_connection()
 
-    The handlers' shared connection is closed and the environment's database unset before the
-    database is dropped, whatever ``measure`` raised. Returns the process exit status (0)."""
+
+def run_standalone(purpose: str, measure: Callable[[str], dict[str, Any]], out: Path | None = None) -> None:
+    """One section run on its own (``bench/<section>.py``): ``measure`` on a throwaway database
+    for ``purpose`` (``Databases.run``), its JSON printed (and written to ``out``) with the
+    command that made it."""
     dbs = Databases()
     try:
-        result = {"command": shlex.join(sys.orig_argv)} | measure(dbs.create(purpose))
+        result = {"command": shlex.join(sys.orig_argv)} | dbs.run(purpose, measure)
     finally:
-        os.environ.pop("MINTQ_DATABASE_URL", None)
-        config.reset()
         dbs.close()
     text = json.dumps(result, indent=2)
     print(text)
     if out:
         out.write_text(text + "\n")
-    return 0
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """``a / b`` to three places; None when either is unknown or ``b`` is zero."""
+    if a is None or b is None or not b:
+        return None
+    return round(a / b, 3)
 
 
 #: Issue 14's baseline for the enqueue: a table of the same basic shape as the queue (uuid key,

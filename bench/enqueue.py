@@ -32,17 +32,10 @@ def main() -> int:
         api.max_out_payer_cap(url)
         api.prefill_pending(url, args.prefill)
         measured = api.measure_enqueue(url, args.requests, f"{args.prefill} pending")
-        return {
-            "pending_rows_before": args.prefill,
-            **measured,
-            **{
-                f"handler_vs_{kind}": round(measured["handler"]["per_second"] / m["per_second"], 3)
-                for kind, m in measured.items()
-                if kind != "handler"
-            },
-        }
+        return {"pending_rows_before": args.prefill, **api.enqueue_ratios(measured)}
 
-    return run_standalone("enqueue", measure, args.out)
+    run_standalone("enqueue", measure, args.out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -135,11 +135,12 @@ def main() -> int:
     )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    return run_standalone(
+    run_standalone(
         "retention",
         lambda url: measure(url, old_rows=args.old_rows, requests=args.requests, rounds=args.rounds),
         args.out,
     )
+    return 0
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import api, coldstart, drain, local_api, pgbench, retention
-from bench.common import ROOT, Databases, log, machine
+from bench.common import ROOT, Databases, log, machine, ratio
 from bench.options import parse_args
 from bench.table import render, table_rows
 from devstack import anvil
@@ -46,12 +46,6 @@ def _anvil_version() -> str:
     except (OSError, anvil.AnvilError, subprocess.TimeoutExpired) as exc:
         return f"unavailable ({exc})"
     return out.stdout.strip().splitlines()[0] if out.stdout.strip() else "unknown"
-
-
-def _ratio(a: float | None, b: float | None) -> float | None:
-    if a is None or b is None or not b:
-        return None
-    return round(a / b, 3)
 
 
 # --- sections -------------------------------------------------------------------------
@@ -82,71 +76,40 @@ def run_drain(args: argparse.Namespace, dbs: Databases, stamp: str, *, base: boo
 
 def run_api(args: argparse.Namespace, dbs: Databases, sections: list[str]) -> dict[str, Any]:
     """Enqueue at an empty queue, prefill, enqueue at depth, then status (one database)."""
-    url = dbs.create("api")
+    return dbs.run("api", lambda url: _measure_api(args, url, sections))
+
+
+def _measure_api(args: argparse.Namespace, url: str, sections: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    try:
-        api.max_out_payer_cap(url)
-        n = args.enqueue_requests
-        if "enqueue" in sections:
-            empty = _enqueue_ratios(api.measure_enqueue(url, n, "empty queue"))
-        api.prefill_pending(url, args.pending_rows)
-        payer = api.add_status_payer(url)
-        if "enqueue" in sections:
-            counts = api.queue_counts(url)
-            deep: dict[str, Any] = {"pending_before": counts["pending"]}
-            deep.update(_enqueue_ratios(api.measure_enqueue(url, n, f"{counts['pending']:,} pending")))
-            out["enqueue"] = {
-                "requests": n,
-                "empty": empty,
-                "deep": deep,
-                "deep_vs_empty_handler": _ratio(
-                    deep["handler"]["per_second"], empty["handler"]["per_second"]
-                ),
-                "deep_vs_empty_plain": _ratio(
-                    deep["plain_insert"]["per_second"], empty["plain_insert"]["per_second"]
-                ),
-            }
-        if "status" in sections:
-            api.prefill_history(url, args.history_rows)
-            counts = api.queue_counts(url)
-            out["status"] = {
-                "pending_rows": counts["pending"],
-                "history_rows": args.history_rows + api.STATUS_PAYER_COMPLETED,
-                "payer_rows": api.STATUS_PAYER_PENDING + api.STATUS_PAYER_COMPLETED,
-                "endpoints": api.measure_status(url, args.status_requests, payer),
-            }
-    finally:
-        api.use_database("")
-        dbs.drop(url)
+    api.max_out_payer_cap(url)
+    n = args.enqueue_requests
+    if "enqueue" in sections:
+        empty = api.enqueue_ratios(api.measure_enqueue(url, n, "empty queue"))
+    api.prefill_pending(url, args.pending_rows)
+    payer = api.add_status_payer(url)
+    if "enqueue" in sections:
+        counts = api.queue_counts(url)
+        deep: dict[str, Any] = {"pending_before": counts["pending"]}
+        deep.update(api.enqueue_ratios(api.measure_enqueue(url, n, f"{counts['pending']:,} pending")))
+        out["enqueue"] = {
+            "requests": n,
+            "empty": empty,
+            "deep": deep,
+            "deep_vs_empty_handler": ratio(deep["handler"]["per_second"], empty["handler"]["per_second"]),
+            "deep_vs_empty_plain": ratio(
+                deep["plain_insert"]["per_second"], empty["plain_insert"]["per_second"]
+            ),
+        }
+    if "status" in sections:
+        api.prefill_history(url, args.history_rows)
+        counts = api.queue_counts(url)
+        out["status"] = {
+            "pending_rows": counts["pending"],
+            "history_rows": args.history_rows + api.STATUS_PAYER_COMPLETED,
+            "payer_rows": api.STATUS_PAYER_PENDING + api.STATUS_PAYER_COMPLETED,
+            "endpoints": api.measure_status(url, args.status_requests, payer),
+        }
     return out
-
-
-def _enqueue_ratios(measured: dict[str, Any]) -> dict[str, Any]:
-    """The handler's rate over each baseline's, measured in the same rounds."""
-    handler = measured["handler"]["per_second"]
-    return {
-        **measured,
-        "handler_vs_plain": _ratio(handler, measured["plain_insert"]["per_second"]),
-        "handler_vs_mint_queue_insert": _ratio(handler, measured["mint_queue_insert"]["per_second"]),
-    }
-
-
-def run_in_own_database(purpose: str, dbs: Databases, fn: Callable[[str], dict[str, Any]]) -> dict[str, Any]:
-    url = dbs.create(purpose)
-    try:
-        return fn(url)
-    finally:
-        api.use_database("")
-        dbs.drop(url)
-
-
-def run_retention(args: argparse.Namespace, dbs: Databases) -> dict[str, Any]:
-    url = dbs.create("retention")
-    try:
-        return retention.measure(url, old_rows=args.retention_rows, requests=args.enqueue_requests)
-    finally:
-        api.use_database("")
-        dbs.drop(url)
 
 
 def run_coldstart(args: argparse.Namespace) -> dict[str, Any]:
@@ -159,8 +122,6 @@ def run_coldstart(args: argparse.Namespace) -> dict[str, Any]:
             log(f"sam build failed: {exc}")
     return out
 
-
-# --- targets and the table ------------------------------------------------------------
 
 # --- main -----------------------------------------------------------------------------
 
@@ -218,22 +179,27 @@ def main(argv: list[str]) -> int:
             _section(
                 result,
                 "pgbench",
-                lambda: run_in_own_database(
-                    "pgbench", dbs, lambda url: pgbench.measure(url, seconds=args.pgbench_seconds)
-                ),
+                lambda: dbs.run("pgbench", lambda url: pgbench.measure(url, seconds=args.pgbench_seconds)),
             )
         if "local_api" in args.sections:
             _section(
                 result,
                 "local_api",
-                lambda: run_in_own_database(
-                    "localapi",
-                    dbs,
-                    lambda url: local_api.measure(url, args.local_api_requests, args.environments),
+                lambda: dbs.run(
+                    "localapi", lambda url: local_api.measure(url, args.local_api_requests, args.environments)
                 ),
             )
         if "retention" in args.sections:
-            _section(result, "retention", lambda: run_retention(args, dbs))
+            _section(
+                result,
+                "retention",
+                lambda: dbs.run(
+                    "retention",
+                    lambda url: retention.measure(
+                        url, old_rows=args.retention_rows, requests=args.enqueue_requests
+                    ),
+                ),
+            )
         if "coldstart" in args.sections:
             _section(result, "coldstart", lambda: run_coldstart(args))
     finally:
