@@ -5,28 +5,16 @@ worst, more than the invocation's 10 s of safety margin), and none starts past i
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from mintq import config, errors, kms_signer
 from mintq.deadlines import Deadline
 from mintq.worker import invocation
-from tests.support.kms import KmsServer, aws_environment, honour_digest, sample_tx
+from tests.support.kms import KmsServer, kms, kms_server, sample_tx
 from tests.support.slow_http import SlowHttp
 
-
-@pytest.fixture
-def kms(monkeypatch: pytest.MonkeyPatch) -> Iterator[KmsServer]:
-    server = KmsServer()
-    server.start()
-    aws_environment(monkeypatch, server)
-    honour_digest(monkeypatch)
-    config.reset()
-    yield server
-    server.stop()
-    config.reset()
-
+__all__ = ["kms", "kms_server"]  # fixtures, used by name
 
 TX = sample_tx()
 

@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +20,9 @@ from hexbytes import HexBytes
 from mintq import config, errors, kms_signer, signer
 from mintq.worker import invocation
 from tests.support.chain import ChainEnv, assert_exactly_once, drain, enqueue_all, fresh_addresses, statuses
-from tests.support.kms import KmsServer, aws_environment, honour_digest, sample_tx
+from tests.support.kms import KmsServer, kms, kms_server, sample_tx
 
-
-@pytest.fixture
-def kms_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[KmsServer]:
-    """moto's KMS on a free port, unpatched; every KMS client in the test points at it."""
-    server = KmsServer()
-    server.start()
-    aws_environment(monkeypatch, server)
-    config.reset()
-    yield server
-    server.stop()
-    config.reset()
-
-
-@pytest.fixture
-def kms(kms_server: KmsServer, monkeypatch: pytest.MonkeyPatch) -> KmsServer:
-    """The same, signing DIGEST messages as real KMS does."""
-    honour_digest(monkeypatch)
-    return kms_server
+__all__ = ["kms", "kms_server"]  # fixtures, used by name
 
 
 def _minter(chain_env: ChainEnv, token: str, address: str) -> None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+
+from mintq import config
 
 REGION = "us-east-1"
 
@@ -113,3 +116,23 @@ def aws_environment(monkeypatch: pytest.MonkeyPatch, server: KmsServer) -> None:
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_ENDPOINT_URL_KMS", server.url)
+
+
+@pytest.fixture
+def kms_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[KmsServer]:
+    """moto's KMS on a free port, unpatched; every KMS client in the test points at it.
+    (A fixture: import it by name into the test module that uses it.)"""
+    server = KmsServer()
+    server.start()
+    aws_environment(monkeypatch, server)
+    config.reset()
+    yield server
+    server.stop()
+    config.reset()
+
+
+@pytest.fixture
+def kms(kms_server: KmsServer, monkeypatch: pytest.MonkeyPatch) -> KmsServer:
+    """The same, signing DIGEST messages as real KMS does."""
+    honour_digest(monkeypatch)
+    return kms_server
