@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from mintq import db
+from mintq.worker import repository
 from tests.support.events import http_event, invoke
 
 ALICE = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -175,13 +175,12 @@ def test_positions_shrink_as_the_worker_claims_and_requeued_requests_count_ahead
     database_url: str, conn: Any
 ) -> None:
     ids = [enqueue(ALICE if i % 2 else BOB) for i in range(6)]
-    claimed = db.rows(conn, "claim_requests", {"limit": 2, "batch_id": uuid.uuid4()})
-    assert [str(r["id"]) for r in claimed] == ids[:2]
-    # As the worker's claiming transaction ends (worker/repository.claiming):
-    db.execute(conn, "advance_claim_cursor", {"position": claimed[-1]["queue_position"]})
+    with repository.claiming(conn, limit=2, batch_id=uuid.uuid4()) as claimed:
+        pass  # the worker's claim: as its transaction ends, the claim cursor moves past them
+    assert [str(c.id) for c in claimed] == ids[:2]
     assert [item(i)[1]["queue_position"] for i in ids[2:]] == [1, 2, 3, 4]
     # One claimed request goes back in line: it is now ahead of everybody.
-    db.execute(conn, "release_requests", {"ids": [claimed[0]["id"]]})
+    repository.release(conn, claimed[:1])
     assert item(ids[0])[1]["queue_position"] == 1
     assert [item(i)[1]["queue_position"] for i in ids[2:]] == [2, 3, 4, 5]
     # And a new request is told the truth.
