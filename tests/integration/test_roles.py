@@ -20,6 +20,7 @@ from mintq import config, db, migrations, queue, retention
 from tests.support import roles
 from tests.support.chain import AMOUNT, ChainEnv, drain, fresh_addresses
 from tests.support.events import http_event, invoke
+from tests.support.queue_stats import counted_by_scan
 
 API, WORKER = "mintq_api", "mintq_worker"
 
@@ -383,6 +384,22 @@ def test_a_real_batch_on_anvil_and_its_status_work_under_the_worker_and_api_role
         assert (status, item["status"]) == (200, "completed"), item
     status, stats, _ = invoke("status", http_event("GET", "/queue/status"))
     assert stats["recentBatches"] and stats["recentBatches"][0]["status"] == "confirmed"
+
+
+def test_a_login_cannot_turn_the_counting_off_for_its_own_inserts(api_url: str, conn: Any) -> None:
+    """mintq_enqueue's statement skips the insert trigger (it counts its own row) by a setting any
+    login can set; a direct insert with it set is counted all the same unless it runs as the owner."""
+    with psycopg.connect(api_url, autocommit=True) as api:
+        api.execute("SET mintq.enqueue = 'on'")
+        api.execute(
+            "INSERT INTO mint_queue (payer_address, payment_type)"
+            " VALUES ('0x2222222222222222222222222222222222222222', 'free')"
+        )
+    assert conn.execute("SELECT pending_count, unique_payers_pending FROM queue_stats").fetchone() == {
+        "pending_count": 1,
+        "unique_payers_pending": 1,
+    }
+    assert conn.execute("SELECT * FROM queue_stats").fetchone() == counted_by_scan(conn, oldest_pending=True)
 
 
 def test_the_api_forgets_only_a_payment_it_is_settling(api_url: str, conn: Any) -> None:
