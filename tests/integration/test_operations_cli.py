@@ -282,6 +282,12 @@ def test_pause_stops_claims_but_finishes_in_flight_and_resume_mints(
     assert len(listed) == 2 and sum(b["mint_count"] for b in listed) == 5
     by_nonce = run_json(capsys, *url, "batches", "show", "--nonce", str(listed[-1]["nonce"]))
     assert by_nonce[0]["id"] == listed[-1]["id"] and by_nonce[0]["attempts"][0]["status"] == "mined"
+    # Wei is text for the batch and its attempts alike (exact for any JSON reader).
+    assert all(
+        isinstance(by_nonce[0]["attempts"][0][k], str)
+        for k in ("max_fee_per_gas", "max_priority_fee_per_gas")
+    )
+    assert isinstance(by_nonce[0]["max_fee_per_gas"], str)
     by_id = run_json(capsys, *url, "batches", "show", listed[0]["id"])
     assert by_id[0]["mint_count"] == listed[0]["mint_count"]
     assert "raw_tx" not in json.dumps(by_id)

@@ -595,7 +595,8 @@ UPDATE mint_queue
 RETURNING id;
 
 -- name: batch_detail
--- One batch by id, or by signer and nonce, with its attempts (never the raw bytes).
+-- One batch by id, or by signer and nonce, with its attempts (never the raw bytes). Wei as text
+-- throughout, the batch's and its attempts' alike: exact for any reader of the operators' JSON.
 SELECT b.id, b.chain_id, b.signer_address, b.token_address, b.nonce, b.status::text AS status,
        b.mint_count, b.batch_tx_hash, b.gas_limit, b.gas_used, b.block_number,
        b.max_fee_per_gas::text AS max_fee_per_gas,
@@ -604,8 +605,8 @@ SELECT b.id, b.chain_id, b.signer_address, b.token_address, b.nonce, b.status::t
        b.created_at, b.sent_at, b.confirmed_at,
        coalesce(jsonb_agg(jsonb_build_object(
                     'attempt', a.attempt, 'tx_hash', a.tx_hash, 'status', a.status,
-                    'max_fee_per_gas', a.max_fee_per_gas,
-                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas,
+                    'max_fee_per_gas', a.max_fee_per_gas::text,
+                    'max_priority_fee_per_gas', a.max_priority_fee_per_gas::text,
                     'created_at', a.created_at) ORDER BY a.attempt)
                 FILTER (WHERE a.tx_hash IS NOT NULL), '[]') AS attempts
   FROM batch_mints b
