@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from mintq import db
 from mintq.cli.main import main
 from tests.support.chain import ChainEnv, assert_exactly_once, drain, enqueue_all, fresh_addresses, statuses
 from tests.support.events import http_event, invoke
+from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -192,9 +192,7 @@ def test_stats_still_shows_the_queue_when_the_rpc_is_unreachable(
 ) -> None:
     enqueue_all(conn, fresh_addresses(2))
     record_inflight_batch(conn)
-    with socket.socket() as probe:  # a port nothing listens on: connection refused
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
     stats = run_json(capsys, "--database-url", database_url, "stats", "--rpc-url", dead)
     assert stats["counts"]["pending"] == 2
     assert [s["signer_address"].lower() for s in stats["signers"]] == [SIGNER.lower()]

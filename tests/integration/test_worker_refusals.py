@@ -3,7 +3,6 @@ uncharged, and ``GET /queue/status`` / ``GET /queue/item/{id}`` tell why the lin
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from tests.support.chain import (
     statuses,
 )
 from tests.support.events import http_event, invoke
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.chain
 
@@ -132,9 +132,7 @@ def test_an_unreachable_rpc_is_a_refusal_until_a_cycle_goes_through(
 ) -> None:
     token = chain_env.deploy()
     ids = enqueue_all(conn, fresh_addresses(1))
-    with socket.socket() as closed:  # a port nobody listens on: connections are refused
-        closed.bind(("127.0.0.1", 0))
-        dead_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    dead_url = f"http://127.0.0.1:{free_port()}"  # nobody listens there: connections are refused
     down = chain_env.worker(database_url, token, rpc_url=dead_url)
     down.cycle(time.monotonic() + 10)
     down.conn.close()

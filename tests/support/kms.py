@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import socket
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from mintq import config
+from tests.support.ports import free_port
 
 REGION = "us-east-1"
 
@@ -72,12 +72,6 @@ def sample_tx(nonce: int = 0) -> dict[str, Any]:
         "maxFeePerGas": 2 * 10**9,
         "maxPriorityFeePerGas": 10**9,
     }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class KmsServer:

@@ -19,13 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from tests.support import debian
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+from tests.support.ports import free_port
 
 
 class PgBouncer:

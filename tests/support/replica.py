@@ -12,12 +12,13 @@ import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.ports import free_port
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,6 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _as_postgres(*args: str) -> None:
     subprocess.run(["runuser", "-u", "postgres", "--", *args], check=True, capture_output=True, text=True)
 
@@ -48,7 +43,7 @@ def primary_with_replica() -> Iterator[Pair]:
     root = Path(tempfile.mkdtemp(prefix="mintq-replica-"))
     shutil.chown(root, "postgres", "postgres")
     primary, replica = root / "primary", root / "replica"
-    p_port, r_port = _free_port(), _free_port()
+    p_port, r_port = free_port(), free_port()
     started: list[Path] = []
     try:
         _as_postgres(_bin("initdb"), "-D", str(primary), "-U", "postgres", "--auth=trust", "-E", "UTF8")
