@@ -31,7 +31,7 @@ from web3 import Web3
 
 from devstack import anvil, chain_database, cors, lambdas, postgres, signers, x402_stack
 from devstack.http import Route, serve
-from devstack.startup import ensure_token, pid_alive, read_json, start_chain, start_database
+from devstack.startup import ensure_token, env, pid_alive, read_json, start_chain, start_database
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_STATE_DIR = REPO_ROOT / ".local"
@@ -45,11 +45,6 @@ BATCH_TIMEOUT_S = 300  # the template's BatchFunction timeout
 DEFAULT_ENVIRONMENTS = 4
 
 log = logging.getLogger("devstack")
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
 
 
 def handler_environment(stack: dict[str, Any]) -> dict[str, str]:
@@ -78,7 +73,7 @@ def batch_schedule(stop: threading.Event) -> None:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m devstack", description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(_env("PORT") or 3000), help="the API's port")
+    parser.add_argument("--port", type=int, default=int(env("PORT") or 3000), help="the API's port")
     parser.add_argument("--rpc-port", type=int, default=8545, help="anvil's port")
     parser.add_argument(
         "--facilitator-port",
@@ -98,18 +93,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--database-name",
-        default=_env("DEV_DATABASE") or DEV_DATABASE,
+        default=env("DEV_DATABASE") or DEV_DATABASE,
         help="the database on a local or embedded PostgreSQL (ignored with DATABASE_URL)",
     )
     parser.add_argument(
         "--environments",
         type=int,
-        default=int(_env("DEV_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS),
+        default=int(env("DEV_ENVIRONMENTS") or DEFAULT_ENVIRONMENTS),
         help="execution environments (processes) per API function, as Lambda scales out",
     )
     parser.add_argument(
         "--allowed-origins",
-        default=_env("ALLOWED_ORIGINS") or "*",
+        default=env("ALLOWED_ORIGINS") or "*",
         help="comma-separated origins a browser page may call the API from, as the template's "
         "AllowedOrigins (default *: every origin may read the status routes, none may POST /mint)",
     )
@@ -146,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         previous = {}  # made for another chain: nothing in it exists on this one
     token = ensure_token(w3, signer_key, previous)
     signers.ensure_minters(w3, token, signer_keys)
-    payment_mode = _env("PAYMENT_MODE") or "free"
+    payment_mode = env("PAYMENT_MODE") or "free"
     x402_env: dict[str, str] = {}
     facilitator_server: Any = None
     if payment_mode == "x402":

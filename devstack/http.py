@@ -21,9 +21,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from devstack.cors import Cors, is_preflight
-from devstack.lambdas import ExecutionEnvironments, FakeContext
+from devstack.lambdas import ExecutionEnvironments, FakeContext, Handler
 from devstack.payload_v2 import Request, error_answer, http_answer, lambda_event
-from devstack.routes import CompiledRoute, Handler, Route, compile_route, match
+from devstack.routes import CompiledRoute, Route, compile_route, match
 
 __all__ = ["MAX_PAYLOAD_BYTES", "ApiServer", "Route", "serve"]
 

@@ -5,14 +5,13 @@ then a concrete method over ``ANY``; a wrong method is no match (HTTP APIs answe
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-#: A Lambda handler: (event, context) -> result.
-Handler = Callable[[dict[str, Any], Any], Any]
+from devstack.lambdas import Handler
 
 _SEGMENT_VAR = re.compile(r"^\{([A-Za-z0-9_.:-]+)(\+?)\}$")
 

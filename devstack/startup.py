@@ -9,15 +9,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from eth_account import Account
 from web3 import Web3
 
-from devstack import anvil, chain_database, contracts, postgres
+from devstack import anvil, chain_database, contracts, postgres, signers
 
 log = logging.getLogger("devstack")
 
 
-def _env(name: str) -> str | None:
+def env(name: str) -> str | None:
+    """The variable's value stripped, or None when it is unset or blank."""
     value = os.environ.get(name, "").strip()
     return value or None
 
@@ -44,7 +44,7 @@ def start_chain(
     state_dir: Path, rpc_port: int, block_time: float, chain_id: int
 ) -> tuple[str, anvil.Anvil | None, int | None]:
     """Returns the RPC URL, the node we started (to stop on exit) and an adopted anvil's pid."""
-    url = _env("RPC_URL")
+    url = env("RPC_URL")
     if url:
         return url, None, None
     anvil_file = state_dir / "anvil.json"
@@ -98,13 +98,13 @@ def start_database(
 
 
 def ensure_token(w3: Web3, signer_key: str, previous: dict[str, Any]) -> str:
-    given = _env("TOKEN_ADDRESS")
+    given = env("TOKEN_ADDRESS")
     if given:
         return Web3.to_checksum_address(given)
     known = previous.get("token_address")
     if isinstance(known, str) and w3.eth.get_code(Web3.to_checksum_address(known)):
         return Web3.to_checksum_address(known)
-    minter = Account.from_key(signer_key).address
+    minter = signers.address(signer_key)
     address = contracts.deploy_mint_token(w3, signer_key, minter=minter)
     log.info("deployed MintToken at %s (minter %s)", address, minter)
     return str(address)
