@@ -380,7 +380,7 @@ def post_mint_within(headers: dict[str, str], seconds: float) -> tuple[int, dict
     return result["statusCode"], json.loads(result["body"]), context.get_remaining_time_in_millis() / 1000
 
 
-@pytest.mark.parametrize("answer", ["settle_refused", "settlement_pending"])
+@pytest.mark.parametrize("answer", ["settle_refused", "settlement_pending", "unreachable"])
 def test_a_settle_answer_that_finds_the_payment_finished_by_the_worker_answers_its_recorded_state(
     stack: Stack, conn: Any, database_url: str, monkeypatch: pytest.MonkeyPatch, answer: str
 ) -> None:
@@ -401,6 +401,8 @@ def test_a_settle_answer_that_finds_the_payment_finished_by_the_worker_answers_i
             with db.connect(database_url) as worker:  # the reconciler, on its own connection
                 [row] = worker.execute("SELECT id FROM payments").fetchall()
                 assert payments.finish_settled(worker, row["id"], "0x" + "ab" * 32) is not None
+            if answer == "unreachable":  # never sent: the request would forget the payment
+                raise x402_facilitator.FacilitatorUnreachable("settle: ConnectError")
             reason = "invalid_transaction_state" if answer == "settle_refused" else answer
             return SettleResponse(success=False, error_reason=reason, transaction="", network="eip155:84532")
 

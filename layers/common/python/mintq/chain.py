@@ -15,7 +15,6 @@ from functools import cached_property
 from typing import Literal
 
 import httpx
-import requests
 from eth_abi.abi import encode as abi_encode
 from eth_utils.address import to_checksum_address
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
@@ -76,7 +75,7 @@ def _revert_text(exc: ContractLogicError) -> str:
 def _rpc(action: str) -> Iterator[None]:
     try:
         yield
-    except (httpx.HTTPError, requests.RequestException, TimeExhausted, OSError) as exc:
+    except (httpx.HTTPError, TimeExhausted, OSError) as exc:
         raise errors.ChainUnavailable(f"{action}: {type(exc).__name__}: {exc}") from exc
     except Web3RPCError as exc:
         raise errors.ChainUnavailable(f"{action}: {exc}") from exc

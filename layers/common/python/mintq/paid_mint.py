@@ -132,9 +132,10 @@ class PaidMint:
             settle_time = self._time_for("settle")
             settled = facilitator.settle(self.payment, requirements, timeout=settle_time)
         except (x402_facilitator.FacilitatorUnreachable, errors.FacilitatorUnavailable) as exc:
-            # Never sent (or no time left to send it): nothing can have been charged. Not
-            # forgotten only if the worker took it past its lease: it then fails it unused.
-            db.one(self.conn, "forget_payment", {"id": payment_id})
+            # Never sent (or no time left to send it): nothing can have been charged.
+            forgotten = db.one(self.conn, "forget_payment", {"id": payment_id})
+            if forgotten is None or not forgotten["forgotten"]:
+                return self._as_recorded()  # the worker took it past its lease: its state answers
             raise errors.FacilitatorUnavailable(str(exc)) from exc
         except x402_facilitator.FacilitatorAmbiguous as exc:
             return self._settlement_pending(payment_id, queue_id, None, str(exc))

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import requests
 from aws_lambda_powertools import Logger
 from web3 import Web3
 from web3.contract import Contract
@@ -100,7 +99,7 @@ class Reconciler:
                 outcome = self.check(row)
             except errors.DeadlineReached:
                 return  # the invocation's time is up: the rest wait for the next pass
-            except (Web3Exception, httpx.HTTPError, requests.RequestException, ValueError) as exc:
+            except (Web3Exception, httpx.HTTPError, ValueError) as exc:
                 # An RPC error, a transport fault, or a reply web3 cannot read: "ask again later".
                 # One payment the chain cannot answer for must not hold up the others (or minting):
                 # it goes to the back of the line and the pass goes on.
