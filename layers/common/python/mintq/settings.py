@@ -50,7 +50,7 @@ class QueueSettings:
     @property
     def bump_factor(self) -> float:
         # Nodes refuse replacements below +10 %; never go under it whatever the setting says.
-        return 1 + max(self.fee_bump_percent, 10.0) / 100
+        return 1 + max(self.fee_bump_percent, MIN_FEE_BUMP_PERCENT) / 100
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, str | None]) -> QueueSettings:
@@ -68,10 +68,20 @@ class QueueSettings:
 
 FIELDS: dict[str, dataclasses.Field[object]] = {f.name: f for f in dataclasses.fields(QueueSettings)}
 
+#: Nodes refuse a replacement transaction that raises the fees by less than this (%).
+MIN_FEE_BUMP_PERCENT = 10.0
+#: Clients are promised their Idempotency-Key answers for at least this long (h).
+MIN_IDEMPOTENCY_RETENTION_HOURS = 24.0
 #: Settings with a floor above 0, and why: a value under it would be stored and then overridden.
 MINIMUMS: dict[str, tuple[float, str]] = {
-    "fee_bump_percent": (10.0, "nodes refuse a replacement that raises the fees by less than 10 %"),
-    "idempotency_key_retention_hours": (24.0, "clients are promised their Idempotency-Key answers for 24 h"),
+    "fee_bump_percent": (
+        MIN_FEE_BUMP_PERCENT,
+        "nodes refuse a replacement that raises the fees by less than 10 %",
+    ),
+    "idempotency_key_retention_hours": (
+        MIN_IDEMPOTENCY_RETENTION_HOURS,
+        "clients are promised their Idempotency-Key answers for 24 h",
+    ),
 }
 
 

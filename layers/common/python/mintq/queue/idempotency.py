@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from mintq import db, errors
-from mintq.settings import QueueSettings
+from mintq.settings import MIN_IDEMPOTENCY_RETENTION_HOURS, QueueSettings
 
 #: Clients are promised their Idempotency-Key answers for this long, whatever the setting says.
-IDEMPOTENCY_MIN_RETENTION_HOURS = 24.0
+IDEMPOTENCY_MIN_RETENTION_HOURS = MIN_IDEMPOTENCY_RETENTION_HOURS
 
 
 def parse_idempotency_key(value: str | None) -> str | None:
