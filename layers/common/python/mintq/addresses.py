@@ -20,7 +20,10 @@ def to_checksum(address: str) -> str:
     """EIP-55 form of a 0x-prefixed, 40-hex-digit address (any case)."""
     lower = address[2:].lower()
     digest = keccak(lower.encode("ascii")).hex()
-    return "0x" + "".join(c.upper() if int(digest[i], 16) >= 8 else c for i, c in enumerate(lower))
+    # A letter is upper-case where its nibble of the digest is 8 or more: hex digits "8".."f"
+    # sort after "7". The digest has 64 nibbles; the first 40 apply (strict=False).
+    upper = lower.upper()
+    return "0x" + "".join(u if d > "7" else c for c, u, d in zip(lower, upper, digest, strict=False))
 
 
 def parse(value: object, *, field: str = "address") -> str:

@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
-from aws_lambda_powertools.event_handler.openapi.params import Header
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from mintq import api_docs, api_mint_answers, config, db, errors, metrics, origins, payments, request_body
@@ -125,13 +124,8 @@ def answer_mint(outcome: MintOutcome) -> Response[str]:
 
 enqueue_router = Router()  # type: ignore[no-untyped-call]
 
-_IDEMPOTENCY = "1 to 255 printable ASCII characters; the same key and body answer the first response again"
-_V2 = "x402 v2: base64 JSON `PaymentPayload` (x402 mode)"
-_V1 = "x402 v1: base64 JSON `PaymentPayload` (x402 mode)"
 
-
-def _own_origin() -> str:
-    event = enqueue_router.current_event
+def _own_origin(event: Any) -> str:
     headers = event.headers
     host = headers.get("host") or (event.get("requestContext") or {}).get("domainName") or "localhost"
     proto = headers.get("x-forwarded-proto") or "https"
@@ -161,26 +155,26 @@ def payment_header(headers: Mapping[str, str]) -> str | None:
     return _header(headers, "PAYMENT-SIGNATURE") or _header(headers, "X-PAYMENT")
 
 
+# The request headers POST /mint reads (Idempotency-Key, PAYMENT-SIGNATURE, X-PAYMENT) are not
+# parameters of this function: Powertools would re-inspect each declared header's annotation on
+# every request (a tenth of the handler's Python), and each is checked where it is read
+# (queue.parse_idempotency_key, x402_payment). mintq.openapi documents them (api_docs.POST_MINT_HEADERS).
 @enqueue_router.post("/mint", **api_docs.POST_MINT)  # type: ignore[untyped-decorator]
-def post_mint(
-    request: MintRequest | None = None,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", description=_IDEMPOTENCY)] = None,
-    # Read by payment_header from the headers; declared so the document names them.
-    payment_signature: Annotated[str | None, Header(alias="PAYMENT-SIGNATURE", description=_V2)] = None,
-    x_payment: Annotated[str | None, Header(alias="X-PAYMENT", description=_V1)] = None,
-) -> Response[str]:
+def post_mint(request: MintRequest | None = None) -> Response[str]:
     cfg = config.load()
     event = enqueue_router.current_event
-    origin = event.headers.get("origin")
-    if not origins.may_mint(origin, _own_origin(), cfg.allowed_origins):
+    headers = event.headers  # case-insensitive; built anew on each access
+    origin = headers.get("origin")
+    own_origin = _own_origin(event)
+    if not origins.may_mint(origin, own_origin, cfg.allowed_origins):
         raise errors.OriginNotAllowed(f"pages on {str(origin)[:100]} may not mint (AllowedOrigins)")
     outcome = payments.accept_mint(
         db.shared_connection(),
         cfg,
         body_payer=request.payer if request is not None else None,
-        payment_header=payment_header(event.headers),
-        idempotency_key=idempotency_key,
-        resource_url=_own_origin() + event.path,
+        payment_header=payment_header(headers),
+        idempotency_key=headers.get("idempotency-key"),
+        resource_url=own_origin + event.path,
         deadline=_deadline(),
     )
     return answer_mint(outcome)

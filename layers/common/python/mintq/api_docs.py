@@ -34,6 +34,15 @@ QUEUE_ID_PARAM: dict[str, Any] = {
     "json_schema_extra": {"format": "uuid", "examples": [api_examples.QUEUE_ID]},
 }
 
+#: The request headers ``POST /mint`` reads, by name, with their descriptions. Documented by
+#: ``mintq.openapi`` rather than declared as the route's parameters, which Powertools would
+#: re-inspect on every request; each is checked where it is read.
+POST_MINT_HEADERS: dict[str, str] = {
+    "Idempotency-Key": "1 to 255 printable ASCII characters; the same key and body answer the first response again",
+    "PAYMENT-SIGNATURE": "x402 v2: base64 JSON `PaymentPayload` (x402 mode)",
+    "X-PAYMENT": "x402 v1: base64 JSON `PaymentPayload` (x402 mode)",
+}
+
 # --- responses ---------------------------------------------------------------------------
 
 

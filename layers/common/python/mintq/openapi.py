@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
-from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Server, Tag
+from aws_lambda_powertools.event_handler.openapi.compat import model_json
+from aws_lambda_powertools.event_handler.openapi.models import OpenAPI, Parameter, Schema, Server, Tag
 
-from mintq import api
+from mintq import api, api_docs
 
 TITLE = "mintq"
 #: The API contract's version (not the package's): bump on a breaking change to a route or body.
@@ -56,16 +57,44 @@ def _resolver() -> APIGatewayHttpResolver:
     return resolver
 
 
+def _header_parameter(name: str, description: str) -> Parameter:
+    """An optional string request header, as Powertools documents an ``Annotated[str | None,
+    Header(...)]`` parameter (HTTP API lower-cases header names)."""
+    title = "-".join(part.capitalize() for part in name.split("-"))
+    schema = Schema.model_validate(
+        {"anyOf": [{"type": "string"}, {"type": "null"}], "title": title, "description": description}
+    )
+    return Parameter.model_validate(
+        {
+            "description": description,
+            "required": False,
+            "schema": schema,
+            "name": name.lower(),
+            "in": "header",
+        }
+    )
+
+
 @functools.cache
 def document() -> OpenAPI:
-    """The document as Powertools' pydantic model."""
-    return _resolver().get_openapi_schema(**_INFO)
+    """The document as Powertools' pydantic model, with the headers ``POST /mint`` reads
+    (``api_docs.POST_MINT_HEADERS``) as its parameters."""
+    schema = _resolver().get_openapi_schema(**_INFO)
+    operation = schema.paths["/mint"].post if schema.paths else None
+    if operation is None:
+        raise RuntimeError("the document has no POST /mint")
+    operation.parameters = [
+        _header_parameter(name, description) for name, description in api_docs.POST_MINT_HEADERS.items()
+    ]
+    return schema
 
 
 @functools.cache
 def document_json() -> str:
     """The document as JSON text (2-space indent), exactly as committed in ``openapi.json``."""
-    return _resolver().get_openapi_json_schema(**_INFO) + "\n"
+    # Powertools' get_openapi_json_schema serialises its model the same way.
+    text: str = model_json(document(), by_alias=True, exclude_none=True, indent=2)
+    return text + "\n"
 
 
 @functools.cache
