@@ -1,0 +1,11 @@
+-- A free enqueue waits for row locks: its payer's count (payer_pending) and its counters' shard
+-- (queue_counts), which the worker's claim and finalising transactions take too. A worker that
+-- dies inside such a transaction keeps them until the server notices (keepalives: about a
+-- minute). The enqueue waited without bound: past the API function's 10 s timeout, so the client
+-- got API Gateway's 503 instead of ours, and the statement, still waiting on a connection the
+-- frozen function kept open, queued the request when the lock went; a client that retried after
+-- the error got a second request. 3 s is far above any lock a healthy worker holds (its
+-- transactions last milliseconds) and leaves the function time to answer: the lock wait fails,
+-- the statement rolls back, and the API answers 503 database_error with Retry-After.
+-- (The paid path bounds its waits itself: payment_admission sets lock_timeout from the deadline.)
+ALTER FUNCTION mintq_enqueue(text, text, integer) SET lock_timeout = '3s';
