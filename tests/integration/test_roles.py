@@ -436,18 +436,11 @@ def test_paid_requests_and_the_payment_reconciler_work_under_the_api_and_worker_
     worker_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from tests.integration.test_x402 import (
-        _deploy_stack,
-        pay_v2,
-        post_mint,
-        rows,
-        v2_header,
-    )
-    from tests.integration.test_x402 import (
-        drain as drain_paid,
-    )
+    from tests.support.x402_client import pay_v2, post_mint, v2_header
+    from tests.support.x402_stack import deploy_stack, rows
+    from tests.support.x402_stack import drain as drain_paid
 
-    for stack in _deploy_stack(w3, chain_env, database_url, monkeypatch, max_mints=100):
+    for stack in deploy_stack(w3, chain_env, database_url, monkeypatch, max_mints=100):
         as_api_handlers(monkeypatch, api_url)
         settled, pending = stack.payer(), stack.payer()
         status, body, _ = post_mint(v2_header(pay_v2(settled, stack)))
