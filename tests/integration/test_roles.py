@@ -20,6 +20,7 @@ from mintq import config, db, migrations, queue, retention
 from tests.support import roles
 from tests.support.chain import AMOUNT, ChainEnv, drain, fresh_addresses
 from tests.support.events import http_event, invoke
+from tests.support.payment_rows import insert_payment
 from tests.support.queue_stats import counted_by_scan
 
 API, WORKER = "mintq_api", "mintq_worker"
@@ -406,14 +407,8 @@ def test_the_api_forgets_only_a_payment_it_is_settling(api_url: str, conn: Any) 
     """Forgetting (the facilitator was never reached) is the API's only removal of a payment, and
     a settled, pending or failed one, the record that a payer was or was not charged, stays."""
     ids = {}
-    for i, status in enumerate(("settling", "settled", "settlement_pending", "failed")):
-        ids[status] = conn.execute(
-            "INSERT INTO payments (payer_address, auth_nonce, status, x402_version, network, asset,"
-            " pay_to, amount, valid_before, signature_hash, payload, requirements)"
-            " VALUES ('0x11', %(nonce)s, %(status)s, 2, 'eip155:84532', '0x22', '0x33', 1, 0, 'h', '{}', '{}')"
-            " RETURNING id",
-            {"nonce": f"0x{i:064x}", "status": status},
-        ).fetchone()["id"]
+    for status in ("settling", "settled", "settlement_pending", "failed"):
+        ids[status] = insert_payment(conn, "0x11", status)["id"]
     with psycopg.connect(api_url, autocommit=True, row_factory=psycopg.rows.dict_row) as api:
         forgotten = {status: db.one(api, "forget_payment", {"id": id_}) for status, id_ in ids.items()}
     assert forgotten == {
