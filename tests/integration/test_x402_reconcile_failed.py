@@ -2,9 +2,8 @@
 never pay: it expires unused, the payer cancels it, or the payer spends its nonce on another
 transfer. The payment fails, nobody is charged and nothing is minted.
 
-A payment is left pending by making ``/settle`` fail after (or before) it broadcasts, the way a
-timed-out or crashed facilitator would; tests.support.x402_stack has the stack (PostgreSQL,
-anvil with TestUSDC, the local facilitator over HTTP, the real worker).
+Each payment is left pending by a ``/settle`` that dies before broadcasting
+(``x402_client.pend_without_broadcast``), as a crashed facilitator would leave it.
 """
 
 from __future__ import annotations

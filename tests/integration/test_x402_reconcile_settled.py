@@ -3,9 +3,8 @@ their authorization: under a hash we never learned, with two reconcilers racing,
 the reconciler looks just before expiry, and next to a payment the chain cannot answer for.
 Each is queued and minted exactly once.
 
-A payment is left pending by making ``/settle`` fail after (or before) it broadcasts, the way a
-timed-out or crashed facilitator would; tests.support.x402_stack has the stack (PostgreSQL,
-anvil with TestUSDC, the local facilitator over HTTP, the real worker).
+A payment is left pending by a ``/settle`` that fails after (or before) it broadcasts, the way
+a timed-out or crashed facilitator would.
 """
 
 from __future__ import annotations
