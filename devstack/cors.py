@@ -13,7 +13,7 @@ AWS's documented behaviour, which the local API copies:
 What CORS cannot close (a POST a browser sends without a preflight), the enqueue function
 refuses by ``Origin`` (``mintq.origins``), from ``MINTQ_ALLOWED_ORIGINS`` as on AWS.
 
-The settings below are the template's; tests/unit/test_template.py holds the two equal.
+The settings below are the template's; tests/unit/test_template_cors_and_throttling.py holds the two equal.
 """
 
 from __future__ import annotations

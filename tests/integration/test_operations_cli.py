@@ -19,6 +19,7 @@ from mintq import db
 from mintq.cli.main import main
 from tests.support.chain import ChainEnv, assert_exactly_once, drain, enqueue_all, fresh_addresses, statuses
 from tests.support.events import http_event, invoke
+from tests.support.payment_rows import insert_payment
 from tests.support.ports import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -56,19 +57,7 @@ def claimed(conn: Any) -> None:
 
 def paid_failed_request(conn: Any, payer: str) -> uuid.UUID:
     """A settled x402 payment whose mint failed for good: listed in refunds_due."""
-    payment = conn.execute(
-        "INSERT INTO payments (payer_address, auth_nonce, status, x402_version, network, asset, pay_to,"
-        " amount, valid_before, signature_hash, payload, requirements, settlement_tx_hash)"
-        " VALUES (%(p)s, %(n)s, 'settled', 2, 'eip155:31337', %(a)s, %(a)s, 10000, 0, %(h)s, '{}', '{}', %(tx)s)"
-        " RETURNING id, queue_id",
-        {
-            "p": payer,
-            "n": "0x" + os.urandom(32).hex(),
-            "a": "0x" + "11" * 20,
-            "h": "ab" * 32,
-            "tx": "0x" + os.urandom(32).hex(),
-        },
-    ).fetchone()
+    payment = insert_payment(conn, payer, "settled", settlement_tx_hash="0x" + os.urandom(32).hex())
     conn.execute(
         "INSERT INTO mint_queue (id, queue_position, enqueue_position, payer_address, payment_type, payment_id,"
         " status, error_message, processed_at)"

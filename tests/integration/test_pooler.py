@@ -256,9 +256,10 @@ def test_paid_requests_admitted_concurrently_through_the_pooler_settle_and_mint_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The x402 admission lock is transaction-scoped, so it holds on a multiplexed backend."""
-    from tests.integration.test_x402 import _deploy_stack, drain, pay_v2, post_mint, v2_header
+    from tests.support.x402_client import pay_v2, post_mint, v2_header
+    from tests.support.x402_stack import deploy_stack, drain
 
-    for stack in _deploy_stack(w3, chain_env, database_url, monkeypatch, max_mints=100):
+    for stack in deploy_stack(w3, chain_env, database_url, monkeypatch, max_mints=100):
         url = pooled(pooler, database_url, api_user)
         payers = [stack.payer() for _ in range(6)]
         headers = [v2_header(pay_v2(p, stack)) for p in payers]

@@ -30,6 +30,7 @@ from tests.support.chain import (
     statuses,
 )
 from tests.support.events import REPO_ROOT, http_event, invoke
+from tests.support.payment_rows import insert_payment
 from tests.support.slow_http import SlowHttp
 from tests.support.tcp_proxy import TcpProxy
 
@@ -226,19 +227,7 @@ def test_payment_reconciliation_stops_at_the_deadline_when_the_node_never_answer
     monkeypatch.setenv("MINTQ_BATCH_SAFETY_SECONDS", "1")
     config.reset()
     for payer in fresh_addresses(3):
-        conn.execute(
-            "INSERT INTO payments (payer_address, auth_nonce, status, x402_version, network, asset,"
-            " pay_to, amount, valid_before, signature_hash, payload, requirements)"
-            " VALUES (%(payer)s, '0x' || repeat('1', 64), 'settlement_pending', 2, %(network)s,"
-            " %(asset)s, %(pay_to)s, %(price)s, 0, repeat('0', 64), '{}', '{}')",
-            {
-                "payer": payer,
-                "network": x402_env.NETWORK,
-                "asset": x402_env.USDC,
-                "pay_to": x402_env.PAY_TO,
-                "price": x402_env.PRICE,
-            },
-        )
+        insert_payment(conn, payer, "settlement_pending")
     stack.proxy.hang(["*"])
     result, context = stack.invoke(6.5)  # 5.5 s to the worker's deadline; an RPC timeout is 10 s
     assert context.get_remaining_time_in_millis() > 0, "the reconciler held the handler past its timeout"

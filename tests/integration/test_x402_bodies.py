@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.integration.test_x402 import PRICE, Stack, pay_v2, post_mint, rows, stack, v2_header
 from tests.support.events import http_event, invoke
+from tests.support.x402_client import pay_v2, post_mint, v2_header
+from tests.support.x402_stack import PRICE, Stack, rows, stack
 
-__all__ = ["stack"]  # the fixture, shared with test_x402
+__all__ = ["stack"]  # the fixture, used by name
 
 REFUSED = [  # (content type, body, status, code)
     ("multipart/form-data", "{}", 415, "unsupported_media_type"),

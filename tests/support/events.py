@@ -64,6 +64,21 @@ def invoke(function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any], d
     return result["statusCode"], body, result.get("headers") or {}
 
 
+def queue_item(queue_id: str) -> dict[str, Any]:
+    """GET /queue/item/{queueId} through the status handler: the item, answered 200."""
+    status, body, _ = invoke(
+        "status",
+        http_event(
+            "GET",
+            f"/queue/item/{queue_id}",
+            route="/queue/item/{queueId}",
+            path_parameters={"queueId": queue_id},
+        ),
+    )
+    assert status == 200, body
+    return body
+
+
 def concurrently(
     database_url: str, monkeypatch: pytest.MonkeyPatch, calls: list[Callable[[], Any]]
 ) -> list[Any]:

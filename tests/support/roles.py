@@ -11,11 +11,16 @@ import contextlib
 import itertools
 import os
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from mintq import config, db
+
+API, WORKER = "mintq_api", "mintq_worker"
 _serial = itertools.count()
 
 
@@ -44,3 +49,24 @@ def login(admin_url: str, group: str) -> Iterator[str]:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s", (name,))
             conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def api_url(pg_server: Any, database_url: str) -> Iterator[str]:
+    """The test database's URL as a new login IN ROLE mintq_api. (A fixture: import it by name.)"""
+    with login(pg_server.admin_url, API) as user:
+        yield as_user(database_url, user)
+
+
+@pytest.fixture
+def worker_url(pg_server: Any, database_url: str) -> Iterator[str]:
+    """The same as a new login IN ROLE mintq_worker."""
+    with login(pg_server.admin_url, WORKER) as user:
+        yield as_user(database_url, user)
+
+
+def as_api_handlers(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    """The enqueue and status handlers connect with ``url`` from now on."""
+    monkeypatch.setenv("MINTQ_DATABASE_URL", url)
+    config.reset()
+    db.close_shared_connection()

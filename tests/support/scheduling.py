@@ -28,7 +28,7 @@ SERIAL: tuple[tuple[str, str, str], ...] = (
         "compares the wait it predicted from the measured mint rate with the wait observed next",
     ),
     (
-        "tests/integration/test_faults.py",
+        "tests/integration/test_faults_worker_kills.py",
         "test_five_worker_processes_race_and_the_survivors_finish_after_the_lock_holder_is_killed_mid_batch",
         "five worker processes start at once (each imports web3) and must hand the lock over in time",
     ),
