@@ -5,11 +5,12 @@ worst, more than the invocation's 10 s of safety margin), and none starts past i
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
 from mintq import config, errors, kms_signer
-from mintq.deadlines import Deadline
+from mintq.deadlines import MIN_CALL_SECONDS, Deadline
 from mintq.worker import invocation
 from tests.support.kms import KmsServer, kms, kms_server, sample_tx
 from tests.support.slow_http import SlowHttp
@@ -64,3 +65,43 @@ def test_each_deployed_worker_shares_its_deadline_with_its_kms_signer(
     finally:
         for worker in workers:
             worker.conn.close()
+
+
+def test_signs_near_the_deadline_share_one_client_per_budget_each_fitting_the_time_left(
+    kms: KmsServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    deadline = Deadline(clock=lambda: now[0])
+    signer = kms_signer.KmsSigner(kms.create_key(), client=kms_signer.kms_client(), deadline=deadline)
+    built: list[Any] = []
+    make = kms_signer.kms_client
+
+    def counted(**kwargs: Any) -> Any:
+        built.append(make(**kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(kms_signer, "kms_client", counted)
+    signs, built_per_invocation = 0, []
+    for _ in range(3):  # three invocations, each signing every 0.2 s of its last 20 s
+        deadline.set(now[0] + 20)
+        before = len(built)
+        while (left := deadline.remaining() or 0.0) >= MIN_CALL_SECONDS:
+            client = signer._client_until_deadline()  # the one the Sign below uses (same instant)
+            if left < kms_signer.WORST_CASE_SECONDS:
+                config_ = client.meta.config
+                assert config_.retries["total_max_attempts"] == 1
+                assert config_.connect_timeout + config_.read_timeout <= left  # ends by the deadline
+                assert config_.connect_timeout + config_.read_timeout >= 0.8 * left  # and not much less
+            else:
+                assert client is signer._client
+            assert signer.sign(TX).raw
+            signs += 1
+            now[0] += 0.2
+        built_per_invocation.append(len(built) - before)
+        with pytest.raises(errors.DeadlineReached):
+            signer.sign(TX)
+    # One client per budget the first invocation reached, none after: not one per Sign.
+    assert signs == 300
+    assert built_per_invocation[1:] == [0, 0]
+    assert 0 < built_per_invocation[0] <= len(kms_signer.SHORT_BUDGETS)
+    assert len({id(c) for c in built}) == len(built)

@@ -81,6 +81,26 @@ def test_the_api_may_go_through_a_proxy_host_while_the_worker_keeps_its_own_dire
     assert credentials.worker_database_url() == "postgresql://direct@db.internal/mintq"
 
 
+def test_the_mintq_command_finds_its_database_as_the_api_does(
+    secrets: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import typer
+
+    from mintq.cli.app import Target
+
+    monkeypatch.setenv(
+        "MINTQ_DATABASE_SECRET_ARN",
+        _secret(secrets, "mintq/db-cli", {"username": "cli", "password": "c", "host": "db.example"}),
+    )
+    assert Target().url() == "postgresql://cli:c@db.example:5432/postgres?sslmode=require"
+    assert Target("postgresql://given@h/db").url() == "postgresql://given@h/db"
+    # A blank variable is an unset one, here as everywhere: no database given is wrong usage.
+    monkeypatch.setenv("MINTQ_DATABASE_SECRET_ARN", "  ")
+    _reset_caches()
+    with pytest.raises(typer.BadParameter, match="no database given"):
+        Target().url()
+
+
 def test_a_database_secret_that_is_not_a_json_object_is_a_configuration_error(
     secrets: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -29,12 +29,23 @@ def cdp_api_keys() -> tuple[str, str] | None:
     return str(secret["apiKeyId"]), str(secret["apiKeySecret"])
 
 
+#: The API functions' database (also the migrator's and the ``mintq`` command's): its conninfo,
+#: or the ARN of an RDS-style secret holding the login.
+DATABASE_URL_VARIABLE = "MINTQ_DATABASE_URL"
+DATABASE_SECRET_VARIABLE = "MINTQ_DATABASE_SECRET_ARN"
+
+
+def database_configured() -> bool:
+    """Whether ``database_url()`` has a conninfo or a secret to go by (neither is read here)."""
+    return bool(_env(DATABASE_URL_VARIABLE) or _env(DATABASE_SECRET_VARIABLE))
+
+
 @functools.cache
 def database_url() -> str:
     """The PostgreSQL conninfo of the API functions (and the migrator): ``MINTQ_DATABASE_URL`` or
     an RDS-style secret (``MINTQ_DATABASE_SECRET_ARN``). May go through a transaction pooler
     (RDS Proxy): nothing on this path keeps state in the session."""
-    return _database_url("MINTQ_DATABASE_URL", "MINTQ_DATABASE_SECRET_ARN")
+    return _database_url(DATABASE_URL_VARIABLE, DATABASE_SECRET_VARIABLE)
 
 
 @functools.cache
@@ -56,7 +67,7 @@ def _database_url(url_var: str, arn_var: str) -> str:
     if url:
         return url
     return _url_from_secret(
-        arn, host=_env("MINTQ_DATABASE_HOST") if arn_var == "MINTQ_DATABASE_SECRET_ARN" else None
+        arn, host=_env("MINTQ_DATABASE_HOST") if arn_var == DATABASE_SECRET_VARIABLE else None
     )
 
 

@@ -11,6 +11,8 @@ walked from a decoded payment to a typed outcome (``mintq.mint_outcomes``). ``Pa
 5. **Settle** with the facilitator, no transaction open, and record its answer (``Accepted``,
    ``PendingSettlement``, ``Refused``; never sent: the record is forgotten, 503, retry).
 
+Each outcome is filled in for the payment by ``mintq.paid_mint_outcomes``.
+
 Every facilitator and chain call is cut to the request's deadline; one with less than
 ``payments.MIN_CALL_SECONDS`` left is not started (503: nothing was charged, retry).
 """
@@ -22,20 +24,13 @@ import time
 import uuid
 from typing import Any
 
-from x402.schemas import PaymentRequirements, SettleResponse
+from x402.schemas import PaymentRequirements
 from x402.schemas.v1 import PaymentRequirementsV1
 
-from mintq import config, db, errors, payment_admission, payments, queue, x402_facilitator, x402_payment
+from mintq import config, db, errors, payment_admission, payments, x402_facilitator, x402_payment
 from mintq import x402_reasons as reasons
-from mintq.mint_outcomes import (
-    Accepted,
-    MintOutcome,
-    PendingSettlement,
-    Refused,
-    Replayed,
-    Settlement,
-    Unsettled,
-)
+from mintq.mint_outcomes import Accepted, MintOutcome, Replayed
+from mintq.paid_mint_outcomes import PaymentOutcomes
 from mintq.statuses import PaymentStatus
 from mintq.x402_challenge import Challenge
 
@@ -79,6 +74,7 @@ class PaidMint:
         self.payment = payment
         self.deadline = deadline
         self.signature_hash = hashlib.sha256(payment.exact.signature.lower().encode()).hexdigest()
+        self.outcomes = PaymentOutcomes(conn, cfg.x402, challenge, payment)
 
     def run(self) -> MintOutcome:
         """Walk the payment from its header to its outcome (the module's steps 1-5)."""
@@ -89,7 +85,7 @@ class PaidMint:
         try:
             x402_payment.check_terms(self.payment, self.challenge)
         except errors.PaymentInvalid as exc:
-            return self._refused(exc.reason, exc.message)
+            return self.outcomes.refused(exc.reason, exc.message)
 
         requirements = self.payment.requirements_for(self.challenge)
         facilitator = x402_facilitator.facilitator(self.terms)
@@ -102,11 +98,11 @@ class PaidMint:
             twin = self._find()
             if twin is not None:
                 return self._replay(twin)
-            return self._refused(
+            return self.outcomes.refused(
                 verified.invalid_reason or reasons.UNEXPECTED_VERIFY, verified.invalid_message
             )
         if verified.payer and verified.payer.lower() != self.payment.payer.lower():
-            return self._refused(reasons.INVALID_PAYLOAD, "the facilitator names another payer")
+            return self.outcomes.refused(reasons.INVALID_PAYLOAD, "the facilitator names another payer")
 
         record = payment_admission.admit_and_record(
             self.conn,
@@ -143,15 +139,17 @@ class PaidMint:
             tx = settled.transaction or None
             queued = payments.finish_settled(self.conn, payment_id, tx)
             if queued is None:  # the worker finished it meanwhile
-                queued = self._queued(queue_id)
-            return Accepted(queued=queued, settlement=self._settlement(True, tx))
+                queued = self.outcomes.queued(queue_id)
+            return Accepted(queued=queued, settlement=self.outcomes.settlement(True, tx))
         if settled.error_reason == reasons.SETTLEMENT_PENDING:
             tx = settled.transaction or None
             return self._settlement_pending(payment_id, queue_id, tx, settled.error_message)
         reason = settled.error_reason or reasons.UNEXPECTED_SETTLE
         if db.one(self.conn, "mark_payment_failed", {"id": payment_id, "reason": reason}) is None:
             return self._as_recorded()  # the worker finished it first: its state is the answer
-        return self._refused(reason, settled.error_message, settlement=self._response(False, None, reason))
+        return self.outcomes.refused(
+            reason, settled.error_message, settlement=self.outcomes.response(False, None, reason)
+        )
 
     def _settlement_pending(
         self, payment_id: uuid.UUID, queue_id: uuid.UUID, tx: str | None, why: str | None
@@ -161,7 +159,7 @@ class PaidMint:
             self.conn, "mark_payment_pending", {"id": payment_id, "tx_hash": tx, "reason": why}
         ):
             return self._as_recorded()  # the worker finished it first: its state is the answer
-        return self._pending(queue_id, tx, PaymentStatus.SETTLEMENT_PENDING, replayed=False)
+        return self.outcomes.pending(queue_id, tx, PaymentStatus.SETTLEMENT_PENDING, replayed=False)
 
     # --- steps ----------------------------------------------------------------------
 
@@ -186,16 +184,18 @@ class PaidMint:
     def _replay(self, existing: dict[str, Any]) -> MintOutcome:
         """The same payment again: the first answer, never a second settlement or mint."""
         if existing["signature_hash"] != self.signature_hash:
-            return self._refused(reasons.NONCE_USED, "this authorization nonce was already used")
+            return self.outcomes.refused(reasons.NONCE_USED, "this authorization nonce was already used")
         existing = self._await_twin(existing)
         status = PaymentStatus(existing["status"])
         queue_id, tx = existing["queue_id"], existing["settlement_tx_hash"]
         if status is PaymentStatus.SETTLED:
-            return Replayed(queued=self._queued(queue_id), settlement=self._settlement(True, tx))
+            return Replayed(
+                queued=self.outcomes.queued(queue_id), settlement=self.outcomes.settlement(True, tx)
+            )
         if status is PaymentStatus.FAILED:
             reason = existing["error_reason"] or reasons.UNEXPECTED_SETTLE
-            return self._refused(reason, settlement=self._response(False, None, reason))
-        return self._pending(queue_id, tx, status, replayed=True)
+            return self.outcomes.refused(reason, settlement=self.outcomes.response(False, None, reason))
+        return self.outcomes.pending(queue_id, tx, status, replayed=True)
 
     def _await_twin(self, existing: dict[str, Any]) -> dict[str, Any]:
         """The payment's row once no twin holds its settlement lease, or as it stands when
@@ -209,52 +209,3 @@ class PaidMint:
             time.sleep(REPLAY_POLL_SECONDS)  # a twin request is settling it right now
             existing = self._find() or existing
         return existing
-
-    # --- outcomes -------------------------------------------------------------------
-
-    def _response(self, success: bool, tx: str | None, reason: str | None = None) -> SettleResponse:
-        return SettleResponse(
-            success=success,
-            error_reason=reason,
-            payer=self.payment.payer,
-            transaction=tx or "",
-            network=self.payment.envelope.get_network(),
-            amount=str(self.terms.price) if success else None,
-        )
-
-    def _settlement(self, success: bool, tx: str | None, reason: str | None = None) -> Settlement:
-        return Settlement(x402_version=self.payment.version, response=self._response(success, tx, reason))
-
-    def _queued(self, queue_id: uuid.UUID) -> queue.Enqueued:
-        """A settled payment's request as it stands (position 0 once minted and archived)."""
-        queued = queue.paid_request(self.conn, queue_id, self.payment.payer)
-        if queued is None:  # archived after minting: the seed body without a live position
-            queued = queue.Enqueued(
-                queue_id=str(queue_id),
-                queue_position=0,
-                payer=self.payment.payer,
-                estimated_wait_seconds=0,
-                payment_type=config.PaymentMode.X402.value,
-            )
-        return queued
-
-    def _pending(
-        self, queue_id: uuid.UUID, tx: str | None, status: Unsettled, *, replayed: bool
-    ) -> PendingSettlement:
-        return PendingSettlement(
-            queue_id=str(queue_id),
-            payer=self.payment.payer,
-            payment_status=status,
-            settlement=self._settlement(False, tx, reasons.SETTLEMENT_PENDING),
-            replayed=replayed,
-        )
-
-    def _refused(
-        self, reason: str, message: str | None = None, *, settlement: SettleResponse | None = None
-    ) -> Refused:
-        return Refused(
-            challenge=self.challenge,
-            reason=reason,
-            message=message or f"payment refused: {reason}",
-            settlement=settlement,
-        )

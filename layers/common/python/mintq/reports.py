@@ -11,10 +11,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mintq import db, errors, payments, queue
+from mintq.addresses import to_checksum
 from mintq.settings import QueueSettings
 
 #: the window the drain rate is measured over
 DRAIN_WINDOW_SECONDS = 300
+#: seconds the signers' chain read may take in all (every signer, one round trip)
+CHAIN_READ_SECONDS = 10.0
 
 
 def _settings(conn: db.Conn) -> QueueSettings:
@@ -81,36 +84,35 @@ def signer_nonces(conn: db.Conn) -> list[dict[str, Any]]:
     return [_json(dict(r)) for r in db.rows(conn, "signer_nonces")]
 
 
-def signers_on_chain(rpc_url: str, signers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def signers_on_chain(
+    rpc_url: str, signers: list[dict[str, Any]], *, timeout: float = CHAIN_READ_SECONDS
+) -> list[dict[str, Any]]:
     """Each signer's balance (wei, as text) and nonce lag: the next nonce recorded minus the
     chain's count of mined transactions (``eth_getTransactionCount`` at ``latest``).
 
-    ``signers`` are rows of :func:`signer_nonces`. A node that cannot be reached, times out
-    (10 s) or answers with an error gives that signer ``{"signer_address", "error"}`` instead:
-    the queue's figures matter most when the chain is in trouble, so they are never lost to it.
+    ``signers`` are rows of :func:`signer_nonces`, read in one batched JSON-RPC round trip
+    within ``timeout`` seconds in all (``mintq.rpc.signer_accounts``). A node that cannot be
+    reached, does not answer in time or answers something unreadable gives every signer
+    ``{"signer_address", "error"}`` instead: the queue's figures matter most when the chain is
+    in trouble, so they are never lost to it.
     """
-    from requests.exceptions import RequestException  # web3's HTTP transport
-    from web3 import Web3  # only this option needs the chain
-    from web3.exceptions import Web3Exception
+    from mintq import rpc  # only this option needs the chain
 
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 10}))
+    addresses = [to_checksum(s["signer_address"]) for s in signers]
+    try:
+        accounts = rpc.signer_accounts(rpc_url, addresses, timeout=timeout)
+    except errors.ChainUnavailable as exc:
+        return [{"signer_address": a, "error": f"RPC unreachable: {exc.message}"} for a in addresses]
     out: list[dict[str, Any]] = []
-    for signer in signers:
-        address = Web3.to_checksum_address(signer["signer_address"])
+    for signer, address, account in zip(signers, addresses, accounts, strict=True):
         recorded_next = int(signer["highest_recorded"]) + 1 if signer["highest_recorded"] is not None else 0
-        try:
-            mined = int(w3.eth.get_transaction_count(address, "latest"))
-            balance = int(w3.eth.get_balance(address))
-        except (RequestException, Web3Exception, OSError, ValueError) as exc:
-            out.append({"signer_address": address, "error": f"RPC unreachable: {type(exc).__name__}: {exc}"})
-            continue
         out.append(
             {
                 "signer_address": address,
-                "balance_wei": str(balance),
-                "chain_nonce": mined,
+                "balance_wei": str(account.balance),
+                "chain_nonce": account.mined,
                 "recorded_next_nonce": recorded_next,
-                "nonce_lag": recorded_next - mined,
+                "nonce_lag": recorded_next - account.mined,
             }
         )
     return out

@@ -7,7 +7,8 @@
   mode decides on: ``remainingMints()`` at one block and the receipts of in-flight batches),
   as one batched JSON-RPC request over httpx. No web3 here: it costs the enqueue function's
   cold start about a second, so web3 is imported only when ``web3()`` is first called, and
-  httpx only when the API first reads the chain.
+  httpx only when the API first reads the chain. ``signer_accounts`` is the ``mintq stats``
+  command's read of the signers' nonces and balances, the same way.
 """
 
 from __future__ import annotations
@@ -126,3 +127,32 @@ def supply_view(
         return SupplyView(remaining=int(remaining, 16), head=head, mined=sum(mined.values()))
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         raise errors.ChainUnavailable(str(exc)) from exc
+
+
+@dataclass(frozen=True)
+class Account:
+    """One address as the chain has it at its latest block."""
+
+    mined: int  #: ``eth_getTransactionCount`` at ``latest``: transactions mined from it
+    balance: int  #: wei
+
+
+def signer_accounts(rpc_url: str, addresses: Sequence[str], *, timeout: float) -> list[Account]:
+    """Each of ``addresses``' mined-transaction count and balance, in order: one batched round
+    trip within ``timeout`` seconds in all, however many addresses and however slowly the node
+    answers. Raises ``errors.ChainUnavailable`` when the node cannot be reached, answers
+    something unreadable, or not within ``timeout``."""
+    import httpx
+
+    calls: list[tuple[str, list[Any]]] = []
+    for address in addresses:
+        calls += [("eth_getTransactionCount", [address, "latest"]), ("eth_getBalance", [address, "latest"])]
+    if not calls:
+        return []
+    try:
+        answers = [int(a, 16) for a in call_batch(rpc_url, calls, timeout=timeout)]
+    except httpx.TimeoutException as exc:
+        raise errors.ChainUnavailable(f"no answer from the node within {timeout:g} s") from exc
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError, KeyError, TypeError) as exc:
+        raise errors.ChainUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    return [Account(mined=answers[i], balance=answers[i + 1]) for i in range(0, len(answers), 2)]

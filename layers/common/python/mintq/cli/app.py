@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
@@ -48,15 +47,18 @@ class Target:
     database_url: str | None = None
 
     def url(self) -> str:
-        """--database-url (or MINTQ_DATABASE_URL), else MINTQ_DATABASE_SECRET_ARN's secret.
+        """--database-url (or MINTQ_DATABASE_URL), else the API's database as
+        ``mintq.credentials`` finds it (MINTQ_DATABASE_SECRET_ARN's secret).
 
-        Raises ``typer.BadParameter`` (usage, exit 2) when none is given."""
+        Raises ``typer.BadParameter`` (usage, exit 2) when none is given, ``ConfigurationError``
+        (refused, exit 1) when the secret cannot be read."""
         if self.database_url:
             return self.database_url
-        if not os.environ.get("MINTQ_DATABASE_SECRET_ARN"):
+        if not credentials.database_configured():
             raise typer.BadParameter(
-                "no database given: pass --database-url, or set MINTQ_DATABASE_URL or"
-                " MINTQ_DATABASE_SECRET_ARN (the local stack's is `database_url` in .local/stack.json)",
+                f"no database given: pass --database-url, or set {credentials.DATABASE_URL_VARIABLE} or"
+                f" {credentials.DATABASE_SECRET_VARIABLE} (the local stack's is `database_url` in"
+                " .local/stack.json)",
                 param_hint="--database-url",
             )
         return credentials.database_url()
@@ -69,9 +71,10 @@ def root(
         str | None,
         typer.Option(
             "--database-url",
-            envvar="MINTQ_DATABASE_URL",
+            envvar=credentials.DATABASE_URL_VARIABLE,
             show_envvar=True,
-            help="PostgreSQL conninfo. Without it, MINTQ_DATABASE_SECRET_ARN names an RDS-style secret.",
+            help=f"PostgreSQL conninfo. Without it, {credentials.DATABASE_SECRET_VARIABLE} names an RDS-style"
+            " secret.",
         ),
     ] = None,
 ) -> None:

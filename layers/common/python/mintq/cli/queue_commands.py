@@ -24,16 +24,23 @@ def stats(
             "--rpc-url", envvar="MINTQ_RPC_URL", help="Also read each signer's balance and nonce lag."
         ),
     ] = None,
+    rpc_timeout: Annotated[
+        float,
+        typer.Option(
+            "--rpc-timeout", min=0.1, help="Seconds the node may take in all to answer for every signer."
+        ),
+    ] = reports.CHAIN_READ_SECONDS,
     window: Annotated[int, typer.Option(min=10, help="Seconds the drain rate is measured over.")] = 300,
     as_json: JsonOption = False,
 ) -> None:
     """The queue's counts, oldest pending age, drain rate, in-flight batches and paused state.
 
-    With --rpc-url, also each signer's balance and nonce lag."""
+    With --rpc-url, also each signer's balance and nonce lag (one batched request to the node)."""
     with connection(ctx) as conn:
         data = reports.stats(conn, window_seconds=window)
-        if rpc_url:
-            data["signers"] = reports.signers_on_chain(rpc_url, reports.signer_nonces(conn))
+        signers = reports.signer_nonces(conn) if rpc_url else []
+    if rpc_url:  # outside the connection: a slow node does not hold a database session open
+        data["signers"] = reports.signers_on_chain(rpc_url, signers, timeout=rpc_timeout)
     if as_json:
         render.emit_json(data)
         return
@@ -67,11 +74,9 @@ def stats(
     if "signers" in data:
         columns = ["signer_address", "balance_wei", "chain_nonce", "recorded_next_nonce", "nonce_lag"]
         render.table("signers on chain", data["signers"], columns)
-        for row in data["signers"]:
-            if "error" in row:
-                render.out.print(
-                    f"[bold yellow]{row['signer_address']}[/bold yellow]: {row['error']}", highlight=False
-                )
+        # The node failed for all of them at once: say so once, naming it.
+        for error in dict.fromkeys(row["error"] for row in data["signers"] if "error" in row):
+            render.out.print(f"[bold yellow]{rpc_url}[/bold yellow]: {error}", highlight=False)
 
 
 @requests_app.command("show")

@@ -102,9 +102,9 @@ class CycleWork:
         return claim or bool(inflight)
 
     def _window(self, settings: QueueSettings) -> int:
-        """Unmined batches to keep: what fills the next blocks (``Dispatcher.inflight_window``),
+        """Unmined batches to keep: what fills the next blocks (``Sizing.inflight_window``),
         at most ``max_inflight_batches``."""
-        return min(settings.max_inflight_batches, self.dispatcher.inflight_window(settings))
+        return min(settings.max_inflight_batches, self.dispatcher.sizing.inflight_window(settings))
 
     def _keep_alive(self, settings: QueueSettings, latest: int) -> list[Batch]:
         """This signer's unfinished batches; the unmined ones resent or replaced as due."""

@@ -55,10 +55,6 @@ class Dispatcher:
         self.ctx = ctx
         self.sizing = Sizing(ctx)
 
-    def inflight_window(self, settings: QueueSettings) -> int:
-        """``Sizing.inflight_window``: batches that keep the next two blocks full."""
-        return self.sizing.inflight_window(settings)
-
     def dispatch(self, settings: QueueSettings, *, nonce: int | None = None) -> uuid.UUID | None:
         """Claim, simulate, sign and record one batch in one transaction; returns its id, or
         None when nothing was left to send. Broadcast comes after (``Tracker.broadcast``).

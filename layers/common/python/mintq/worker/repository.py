@@ -90,15 +90,6 @@ def mark_sent(conn: db.Conn, batch_id: uuid.UUID) -> bool:
     return db.execute(conn, "mark_batch_sent", {"id": batch_id}) > 0
 
 
-@contextlib.contextmanager
-def finalising(conn: db.Conn) -> Iterator[None]:
-    """The transaction that finalises a mined batch (``complete`` or ``revert`` run in it): a
-    crash before it commits (crash point ``mid_record``) leaves the batch unfinished, to be
-    finalised again from its receipt."""
-    with db.transaction(conn):
-        yield
-
-
 def _receipt_params(batch_id: uuid.UUID, receipt: Receipt) -> dict[str, Any]:
     return {
         "batch_id": batch_id,

@@ -27,22 +27,20 @@ class Sizing:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def block_gas_limit(self) -> int:
-        """The latest block's gas limit, read once per cycle."""
-        return self.ctx.block_gas_limit()
-
     def hard_cap(self) -> int:
         """The most gas one transaction may carry: the block limit or the 2**24 per-tx cap."""
-        return min(chainlib.TX_GAS_CAP, self.block_gas_limit())
+        return min(chainlib.TX_GAS_CAP, self.ctx.block_gas_limit())
 
     def budget(self, settings: QueueSettings) -> int:
         """Gas per batch so that whole blocks fill (``gas.batch_gas_budget``)."""
-        return gas.batch_gas_budget(self.block_gas_limit(), settings.batch_gas_target, chainlib.TX_GAS_CAP)
+        return gas.batch_gas_budget(
+            self.ctx.block_gas_limit(), settings.batch_gas_target, chainlib.TX_GAS_CAP
+        )
 
     def inflight_window(self, settings: QueueSettings) -> int:
         """Batches that keep the next two blocks full (≥ 1), at the gas a batch will carry:
         the budget, or ``max_batch_size`` fresh mints when that is less."""
-        block_gas = self.block_gas_limit()
+        block_gas = self.ctx.block_gas_limit()
         batch_gas = self.budget(settings)
         cost = self.fresh_cost()
         if cost is not None:

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from mintq import chain as chainlib
+from mintq import db
 from mintq.settings import QueueSettings
 from mintq.worker import lookups, repository
 from mintq.worker.batches import Batch
@@ -108,8 +109,10 @@ class Tracker:
             "block_number": receipt.block_number,
             "gas_used": receipt.gas_used,
         }
+        # Each outcome is finalised in one transaction: a crash before it commits (crash point
+        # ``mid_record``) leaves the batch unfinished, to be finalised again from its receipt.
         if receipt.status == 1:
-            with repository.finalising(ctx.conn):
+            with db.transaction(ctx.conn):
                 done = repository.complete(ctx.conn, batch.id, receipt)
                 ctx.fault("mid_record")
             ctx.telemetry.event(
@@ -124,7 +127,7 @@ class Tracker:
             return
         recipients = lookups.recipients(ctx.conn, batch.id)
         reason = ctx.chain.revert_reason(ctx.signer_address, recipients, receipt.block_number)
-        with repository.finalising(ctx.conn):
+        with db.transaction(ctx.conn):
             done = repository.revert(
                 ctx.conn,
                 batch.id,
