@@ -19,6 +19,7 @@ from typing import Any
 
 from bench.common import Databases, log, progress, set_settings
 from devstack import anvil, contracts
+from devstack.signers import grant_minters
 from mintq import chain as chainlib
 from mintq import db
 from mintq import signer as signerlib
@@ -116,11 +117,7 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
     token = contracts.deploy_mint_token(
         w3, admin_key, minter=signers[0].address, max_mints=opts.requests + 10_000
     )
-    abi = contracts.load_artifact("MintToken")["abi"]
-    contract = w3.eth.contract(address=token, abi=abi)
-    role = contract.functions.MINTER_ROLE().call()
-    for s in signers[1:]:
-        contracts.transact(w3, contract.functions.grantRole(role, s.address), admin_key)
+    grant_minters(w3, token, admin_key, keys)  # the first has it from the deployment
 
     url = dbs.create("drain")
     try:
