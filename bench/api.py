@@ -32,7 +32,9 @@ from devstack.lambdas import FakeContext, Handler, load_handler
 from mintq import addresses, db
 from tests.support.events import http_event
 
-MINT_QUEUE_INSERT = "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(p)s, 'free') RETURNING id"
+MINT_QUEUE_INSERT = (
+    "INSERT INTO mint_queue (payer_address, payment_type) VALUES (%(payer)s, 'free') RETURNING id"
+)
 PREFILL_CHUNK = 250_000
 #: Rotating handler / baseline chunks per enqueue measurement.
 ENQUEUE_ROUNDS = 6
@@ -107,7 +109,7 @@ def measure_enqueue(
         for p in random_payers(20):  # warm every path
             handler(http_event("POST", "/mint", body={"payer": p}), ctx)
             for sql in BASELINES.values():
-                conn.execute(sql, {"p": addresses.to_checksum(p)})  # type: ignore[call-overload]
+                conn.execute(sql, {"payer": addresses.to_checksum(p)})  # type: ignore[call-overload]
         sizes = [n // rounds + (1 if i < n % rounds else 0) for i in range(rounds)]
         for r, size in enumerate(sizes):
             events = [http_event("POST", "/mint", body={"payer": p}) for p in random_payers(size)]
@@ -131,7 +133,7 @@ def measure_enqueue(
                     sql = BASELINES[kind]
                     for payer in payers:
                         t = time.perf_counter()
-                        conn.execute(sql, {"p": payer}).fetchone()  # type: ignore[call-overload]
+                        conn.execute(sql, {"payer": payer}).fetchone()  # type: ignore[call-overload]
                         times[kind].append(time.perf_counter() - t)
                 elapsed[kind] += time.perf_counter() - started
                 bar.update(size)
