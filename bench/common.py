@@ -175,9 +175,9 @@ CREATE TABLE IF NOT EXISTS bench_plain_queue (
 CREATE INDEX IF NOT EXISTS bench_plain_queue_pending_idx ON bench_plain_queue (position)
     WHERE status = 'pending'
 """
-#: The plain INSERT, as pgbench and the in-process loop send it.
+#: The plain INSERT, as pgbench and the in-process loop send it (its payer bound as the enqueue's is).
 PLAIN_INSERT = (
-    "INSERT INTO bench_plain_queue (payer_address) VALUES (%(p)s) RETURNING id, position, created_at"
+    "INSERT INTO bench_plain_queue (payer_address) VALUES (%(payer)s) RETURNING id, position, created_at"
 )
 
 

@@ -11,14 +11,16 @@ same blocks could hold at the measured gas per mint.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Databases, log, progress, set_settings
+from bench.common import Databases, progress, set_settings
+from bench.drain_chart import chart
+from bench.drain_figures import figures
 from devstack import anvil, contracts
+from devstack.signers import grant_minters
 from mintq import chain as chainlib
 from mintq import db
 from mintq import signer as signerlib
@@ -116,11 +118,7 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
     token = contracts.deploy_mint_token(
         w3, admin_key, minter=signers[0].address, max_mints=opts.requests + 10_000
     )
-    abi = contracts.load_artifact("MintToken")["abi"]
-    contract = w3.eth.contract(address=token, abi=abi)
-    role = contract.functions.MINTER_ROLE().call()
-    for s in signers[1:]:
-        contracts.transact(w3, contract.functions.grantRole(role, s.address), admin_key)
+    grant_minters(w3, token, admin_key, keys)  # the first has it from the deployment
 
     url = dbs.create("drain")
     try:
@@ -191,7 +189,7 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
         if any(t.is_alive() for t in threads):
             errors.append("a worker thread did not stop within 120 s of the end of the drain")
 
-        result = _figures(url, w3, start_block, start_wall, opts.block_time_s)
+        result = figures(url, w3, start_block, start_wall, opts.block_time_s)
         result.update(
             {
                 "requests": opts.requests,
@@ -210,125 +208,19 @@ def _run(dbs: Databases, opts: DrainOptions, node: anvil.Anvil) -> dict[str, Any
                 "samples": samples,
             }
         )
-        result["chart"] = _chart(samples, opts, result)
+        result["chart"] = chart(
+            samples, title=_title(opts, result), path=opts.chart_path, sample_every_s=SAMPLE_EVERY_S
+        )
         return result
     finally:
         dbs.drop(url)
 
 
-def _figures(url: str, w3: Any, start_block: int, start_wall: float, block_time_s: int) -> dict[str, Any]:
-    with db.connect(url) as conn:
-        batches = conn.execute(
-            "SELECT block_number, gas_used, mint_count, signer_address FROM batch_mints"
-            " WHERE status = 'confirmed' ORDER BY block_number"
-        ).fetchall()
-        statuses = {
-            r["status"]: r["n"]
-            for r in conn.execute("SELECT status::text, count(*) AS n FROM batch_mints GROUP BY 1").fetchall()
-        }
-        lat = conn.execute(
-            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS p50,"
-            "       percentile_cont(0.99) WITHIN GROUP (ORDER BY s) AS p99, max(s) AS max"
-            "  FROM (SELECT extract(epoch FROM processed_at - created_at)::float8 AS s"
-            "          FROM mint_queue WHERE status = 'completed') x"
-        ).fetchone()
-        queue = conn.execute(
-            "SELECT pending_count, processing_count, completed_count, failed_count FROM queue_stats"
-        ).fetchone()
-    out: dict[str, Any] = {"batch_statuses": statuses, "queue_after": dict(queue) if queue else {}}
-    mints = sum(int(b["mint_count"]) for b in batches)
-    out["mints"] = mints
-    if not batches:
-        return out
-    gas = sum(int(b["gas_used"]) for b in batches)
-    gas_per_mint = gas / mints
-    first, last = int(batches[0]["block_number"]), int(batches[-1]["block_number"])
-    blocks = [w3.eth.get_block(n) for n in range(first, last + 1)]
-    t_first, t_last = int(blocks[0]["timestamp"]), int(blocks[-1]["timestamp"])
-    n_blocks = len(blocks)
-    # Each block stands for one block interval; the interval is measured, not assumed.
-    interval = (t_last - t_first) / (n_blocks - 1) if n_blocks > 1 else float(block_time_s)
-    window_s = n_blocks * interval
-    blocks_per_minute = 60 / interval
-    gas_limit = statistics.mean(int(b["gasLimit"]) for b in blocks)
-    mints_per_minute = mints / window_s * 60
-    capacity = gas_limit / gas_per_mint * blocks_per_minute
-    sizes = sorted(int(b["mint_count"]) for b in batches)
-    # Saturated: the blocks whose whole interval the workers ran through (the parent was sealed
-    # after they started; a worker that starts moments before a block is sealed cannot fill
-    # it) and that left work of ours for a later block (the last block carried whatever the
-    # queue had left). Fullness is gas used against the block gas limit, the baseline.
-    sealed = [int(w3.eth.get_block(first - 1)["timestamp"]), *(int(b["timestamp"]) for b in blocks)]
-    saturated = [b for i, b in enumerate(blocks[:-1]) if sealed[i] >= start_wall] or blocks
-    fullness = sum(int(b["gasUsed"]) for b in saturated) / sum(int(b["gasLimit"]) for b in saturated)
-    per_block: dict[int, int] = {}
-    for b in batches:
-        per_block[int(b["block_number"])] = per_block.get(int(b["block_number"]), 0) + 1
-    out.update(
-        {
-            "mints_per_minute": round(mints_per_minute),
-            "chain_capacity_per_minute": round(capacity),
-            "capacity_ratio": round(mints_per_minute / capacity, 4),
-            "gas_per_mint": round(gas_per_mint, 1),
-            "gas_used_total": gas,
-            "batches": len(batches),
-            "batch_size": {"min": sizes[0], "median": statistics.median(sizes), "max": sizes[-1]},
-            "batches_per_block_max": max(per_block.values()),
-            "block_fullness_saturated": round(fullness, 4),
-            "saturated_blocks": [int(b["number"]) for b in saturated],
-            "block_fullness_per_block": [round(int(b["gasUsed"]) / int(b["gasLimit"]), 3) for b in blocks],
-            "blocks": {
-                "first": first,
-                "last": last,
-                "count": n_blocks,
-                "with_our_batches": len(per_block),
-                "interval_s": round(interval, 3),
-                "window_s": round(window_s, 1),
-                "gas_used_ratio": round(sum(int(b["gasUsed"]) for b in blocks) / (gas_limit * n_blocks), 4),
-                "first_after_start": first - start_block,
-                "base_fee_gwei_first_last": [
-                    round(int(blocks[0].get("baseFeePerGas", 0)) / 1e9, 3),
-                    round(int(blocks[-1].get("baseFeePerGas", 0)) / 1e9, 3),
-                ],
-            },
-            "wall_mints_per_minute_from_start": round(mints / max(t_last - start_wall + interval, 1e-9) * 60),
-            "latency_s": {
-                "p50": round(float(lat["p50"]), 2) if lat and lat["p50"] is not None else None,
-                "p99": round(float(lat["p99"]), 2) if lat and lat["p99"] is not None else None,
-                "max": round(float(lat["max"]), 2) if lat and lat["max"] is not None else None,
-            },
-        }
-    )
-    return out
-
-
-def _chart(samples: list[dict[str, float]], opts: DrainOptions, result: dict[str, Any]) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed: no drain chart (pip install -r bench/requirements.txt)")
-        return None
-    t = [s["t"] for s in samples]
-    depth = [s["pending"] + s["processing"] for s in samples]
-    done = [s["completed"] for s in samples]
-    fig, ax = plt.subplots(figsize=(9, 4.8), dpi=120)
-    ax.plot(t, depth, label="queue depth (pending + in flight)", color="tab:orange", drawstyle="steps-post")
-    ax.plot(t, done, label="cumulative confirmed mints", color="tab:blue", drawstyle="steps-post")
-    ax.set_xlabel(f"seconds since the worker started (sampled every {SAMPLE_EVERY_S} s)")
-    ax.set_ylabel("requests")
+def _title(opts: DrainOptions, result: dict[str, Any]) -> str:
+    """The chart's title: the scenario and its size, and the rate reached when one was measured."""
     rate = result.get("mints_per_minute")
     ratio = result.get("capacity_ratio")
     title = f"mintq drain ({opts.label}): {opts.requests:,} requests, {opts.signers} signer(s)"
     if rate is not None and ratio is not None:
         title += f" - {rate:,} mints/min, {ratio:.0%} of chain capacity"
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="center right")
-    fig.tight_layout()
-    opts.chart_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(opts.chart_path)
-    plt.close(fig)
-    return str(opts.chart_path)
+    return title

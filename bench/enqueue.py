@@ -17,7 +17,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import api
+from bench import enqueue_handler, prefill
 from bench.common import run_standalone
 
 
@@ -29,10 +29,10 @@ def main() -> int:
     args = parser.parse_args()
 
     def measure(url: str) -> dict[str, Any]:
-        api.max_out_payer_cap(url)
-        api.prefill_pending(url, args.prefill)
-        measured = api.measure_enqueue(url, args.requests, f"{args.prefill} pending")
-        return {"pending_rows_before": args.prefill, **api.enqueue_ratios(measured)}
+        prefill.max_out_payer_cap(url)
+        prefill.prefill_pending(url, args.prefill)
+        measured = enqueue_handler.measure_enqueue(url, args.requests, f"{args.prefill} pending")
+        return {"pending_rows_before": args.prefill, **enqueue_handler.enqueue_ratios(measured)}
 
     run_standalone("enqueue", measure, args.out)
     return 0

@@ -24,8 +24,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import api
-from bench.common import ROOT, log, quiet_stdout, run_standalone
+from bench import prefill
+from bench.common import ROOT, log, quiet_stdout, run_standalone, use_database
 from devstack.http import Route, serve
 from devstack.lambdas import ExecutionEnvironments, FakeContext, load_handler
 from tests.support.events import http_event
@@ -34,7 +34,7 @@ CLIENTS = (1, 16, 64)
 
 
 def _bodies(n: int) -> list[bytes]:
-    return [json.dumps({"payer": p}).encode() for p in api.random_payers(n)]
+    return [json.dumps({"payer": p}).encode() for p in prefill.random_payers(n)]
 
 
 def in_process(n: int) -> dict[str, float]:
@@ -112,8 +112,8 @@ def over_http(n: int, environments: int) -> dict[str, Any]:
 
 
 def measure(url: str, n: int, environments: int) -> dict[str, Any]:
-    api.max_out_payer_cap(url)
-    api.use_database(url)  # the environments inherit MINTQ_DATABASE_URL
+    prefill.max_out_payer_cap(url)
+    use_database(url)  # the environments inherit MINTQ_DATABASE_URL
     baseline = in_process(n)
     http_figures = over_http(n, environments)
     return {

@@ -1,7 +1,7 @@
-"""Enqueue inside the database: pgbench runs ``SELECT ... FROM mintq_enqueue(...)`` (the columns the
-API reads) against a plain ``INSERT ... RETURNING`` into a table of the same basic shape (uuid key,
-bigserial, payer, status, created_at, one partial index), at 1 and 8 clients, in alternating rounds
-on one database.
+"""Enqueue inside the database: pgbench runs the API's own statement (the named query
+``enqueue_request``, ``SELECT ... FROM mintq_enqueue(...)``) against the plain ``INSERT ... RETURNING``
+of ``bench.common.PLAIN_INSERT`` into a table of the same basic shape (uuid key, bigserial, payer,
+status, created_at, one partial index), at 1 and 8 clients, in alternating rounds on one database.
 
     .venv/bin/python bench/pgbench.py [--seconds 8] [--rounds 3] [--clients 1 8]
 
@@ -24,18 +24,36 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import create_plain_table, log, run_standalone, set_settings
+from bench.common import PLAIN_INSERT, create_plain_table, log, run_standalone, set_settings
+from mintq import db
+from mintq.settings import QueueSettings
 
-# Random payers over a space far larger than the run, as in the handler benchmark.
-SCRIPTS = {
-    "plain_insert": "\\set p random(1, 1000000000)\n"
-    "INSERT INTO bench_plain_queue (payer_address) VALUES ('0x' || lpad(:p::text, 40, '0'))"
-    " RETURNING id, position, created_at;\n",
-    "enqueue": "\\set p random(1, 1000000000)\n"
-    "SELECT id, queue_position, max_pending, max_batch_size, batch_interval_seconds, api_closed,"
-    " mints_per_second, confirm_seconds, mints_per_batch, batch_period_seconds FROM mintq_enqueue('0x' || lpad(:p::text, 40, '0'), 'free', 10);\n",
+#: The statements pgbench sends, as the API and the in-process loop send them.
+STATEMENTS = {"plain_insert": PLAIN_INSERT, "enqueue": db.query("enqueue_request")}
+#: What each bound parameter becomes: SQL text that pgbench (``-M simple``) puts where its
+#: ``:variable`` stands, parenthesised so that it binds as one value. pgbench's own variables hold numbers only, so the payer is drawn by the
+#: server, over a space far larger than the run as in the handler benchmark; the rest are what the
+#: API binds for a free request.
+VARIABLES = {
+    "payer": "('0x' || lpad((1 + floor(random() * 1000000000))::bigint::text, 40, '0'))",
+    "payment_type": "'free'",
+    "default_max_pending": str(QueueSettings.max_pending_per_payer),
 }
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 _TPS = re.compile(r"^tps = ([0-9.]+)", re.MULTILINE)
+
+
+def pgbench_script(statement: str) -> str:
+    """``statement`` (psycopg's ``%(name)s`` placeholders) as a pgbench script: each placeholder
+    becomes the variable ``:name``, ``%%`` a ``%``. Raises ``ValueError`` for a placeholder of
+    another kind or one that ``VARIABLES`` does not define."""
+    names = set(_PLACEHOLDER.findall(statement))
+    script = _PLACEHOLDER.sub(r":\1", statement)
+    if "%" in script.replace("%%", ""):
+        raise ValueError(f"a placeholder other than %(name)s in: {statement}")
+    if names - VARIABLES.keys():
+        raise ValueError(f"no pgbench value for {sorted(names - VARIABLES.keys())} in: {statement}")
+    return script.replace("%%", "%").rstrip().removesuffix(";") + ";\n"
 
 
 def pgbench_binary() -> str:
@@ -50,8 +68,10 @@ def pgbench_binary() -> str:
 
 
 def _tps(binary: str, url: str, script: Path, clients: int, seconds: int) -> float:
+    defines = [f"--define={name}={value}" for name, value in VARIABLES.items()]
+    threads = ["-c", str(clients), "-j", str(clients)]
     out = subprocess.run(
-        [binary, "-n", "-c", str(clients), "-j", str(clients), "-T", str(seconds), "-f", str(script), url],
+        [binary, "-n", "-M", "simple", *defines, *threads, "-T", str(seconds), "-f", str(script), url],
         capture_output=True,
         text=True,
         check=True,
@@ -73,13 +93,13 @@ def measure(
     out: dict[str, Any] = {"pgbench": binary, "seconds_per_run": seconds, "rounds": rounds}
     with tempfile.TemporaryDirectory() as tmp:
         paths = {}
-        for name, text in SCRIPTS.items():
+        for name, statement in STATEMENTS.items():
             paths[name] = Path(tmp) / f"{name}.sql"
-            paths[name].write_text(text)
+            paths[name].write_text(pgbench_script(statement))
         for n in clients:
-            runs: dict[str, list[float]] = {name: [] for name in SCRIPTS}
+            runs: dict[str, list[float]] = {name: [] for name in STATEMENTS}
             for r in range(rounds):
-                order = list(SCRIPTS) if r % 2 == 0 else list(reversed(SCRIPTS))
+                order = list(STATEMENTS) if r % 2 == 0 else list(reversed(STATEMENTS))
                 for name in order:
                     runs[name].append(_tps(binary, url, paths[name], n, seconds))
             medians = {name: statistics.median(values) for name, values in runs.items()}

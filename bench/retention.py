@@ -21,8 +21,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import api
-from bench.common import ROOT, latency_summary, log, progress, quiet_stdout, run_standalone
+from bench import prefill
+from bench.common import ROOT, latency_summary, log, progress, quiet_stdout, run_standalone, use_database
 from devstack.lambdas import FakeContext, load_handler
 from mintq import db, retention
 from tests.support.events import http_event
@@ -30,7 +30,7 @@ from tests.support.events import http_event
 
 def prefill_old_completed(url: str, rows: int) -> None:
     """``rows`` completed requests finished 40 days ago (past the default 30-day retention)."""
-    api._prefill(
+    prefill.prefill_rows(
         url,
         rows,
         "prefill: old completed rows",
@@ -51,7 +51,7 @@ def _enqueue(n: int, label: str, keep_going: threading.Event | None = None) -> l
     bar = progress(n, f"enqueue ({label})", "req")
     with quiet_stdout():
         while len(times) < n or (keep_going is not None and keep_going.is_set()):
-            event = http_event("POST", "/mint", body={"payer": api.random_payers(1)[0]})
+            event = http_event("POST", "/mint", body={"payer": prefill.random_payers(1)[0]})
             t = time.perf_counter()
             result = handler(event, ctx)
             times.append(time.perf_counter() - t)
@@ -72,8 +72,8 @@ def measure(url: str, *, old_rows: int, requests: int, rounds: int = 8) -> dict[
     same share of whatever else the machine is doing, which on a shared 2-vCPU VM moves a
     p99 more than the cleanup does.
     """
-    api.use_database(url)
-    api.max_out_payer_cap(url)
+    use_database(url)
+    prefill.max_out_payer_cap(url)
     prefill_old_completed(url, old_rows)
     _enqueue(200, "warm-up")
     per_round = max(1, requests // rounds)

@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import api, coldstart, drain, local_api, pgbench, retention
+from bench import coldstart, drain, enqueue_handler, local_api, pgbench, prefill, retention, status_handler
 from bench.common import ROOT, Databases, log, machine, ratio
 from bench.options import parse_args
 from bench.table import render, table_rows
@@ -81,16 +81,20 @@ def run_api(args: argparse.Namespace, dbs: Databases, sections: list[str]) -> di
 
 def _measure_api(args: argparse.Namespace, url: str, sections: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    api.max_out_payer_cap(url)
+    prefill.max_out_payer_cap(url)
     n = args.enqueue_requests
     if "enqueue" in sections:
-        empty = api.enqueue_ratios(api.measure_enqueue(url, n, "empty queue"))
-    api.prefill_pending(url, args.pending_rows)
-    payer = api.add_status_payer(url)
+        empty = enqueue_handler.enqueue_ratios(enqueue_handler.measure_enqueue(url, n, "empty queue"))
+    prefill.prefill_pending(url, args.pending_rows)
+    payer = prefill.add_status_payer(url)
     if "enqueue" in sections:
-        counts = api.queue_counts(url)
+        counts = prefill.queue_counts(url)
         deep: dict[str, Any] = {"pending_before": counts["pending"]}
-        deep.update(api.enqueue_ratios(api.measure_enqueue(url, n, f"{counts['pending']:,} pending")))
+        deep.update(
+            enqueue_handler.enqueue_ratios(
+                enqueue_handler.measure_enqueue(url, n, f"{counts['pending']:,} pending")
+            )
+        )
         out["enqueue"] = {
             "requests": n,
             "empty": empty,
@@ -101,13 +105,13 @@ def _measure_api(args: argparse.Namespace, url: str, sections: list[str]) -> dic
             ),
         }
     if "status" in sections:
-        api.prefill_history(url, args.history_rows)
-        counts = api.queue_counts(url)
+        prefill.prefill_history(url, args.history_rows)
+        counts = prefill.queue_counts(url)
         out["status"] = {
             "pending_rows": counts["pending"],
-            "history_rows": args.history_rows + api.STATUS_PAYER_COMPLETED,
-            "payer_rows": api.STATUS_PAYER_PENDING + api.STATUS_PAYER_COMPLETED,
-            "endpoints": api.measure_status(url, args.status_requests, payer),
+            "history_rows": args.history_rows + prefill.STATUS_PAYER_COMPLETED,
+            "payer_rows": prefill.STATUS_PAYER_PENDING + prefill.STATUS_PAYER_COMPLETED,
+            "endpoints": status_handler.measure_status(url, args.status_requests, payer),
         }
     return out
 

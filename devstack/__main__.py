@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     if (previous.get("chain_id"), previous.get("genesis_hash")) != (chain_id, identity.genesis_hash):
         previous = {}  # made for another chain: nothing in it exists on this one
     token = ensure_token(w3, signer_key, previous)
-    signers.ensure_minters(w3, token, signer_keys)
+    signers.grant_minters(w3, token, signer_key, signer_keys)
     payment_mode = env("PAYMENT_MODE") or "free"
     x402_env: dict[str, str] = {}
     facilitator_server: Any = None

@@ -46,15 +46,15 @@ def set_worker_environment(keys: list[str]) -> None:
         os.environ["MINTQ_SIGNER_PRIVATE_KEYS"] = ",".join(keys)
 
 
-def ensure_minters(w3: Web3, token: str, keys: list[str]) -> None:
-    """Give every key ``MINTER_ROLE`` on ``token`` that lacks it, granted by the first key (the
-    admin of a token this stack deployed). A token given with ``TOKEN_ADDRESS`` whose admin is
-    another key cannot be changed here: that is logged, and such a signer's batches revert."""
+def grant_minters(w3: Web3, token: str, admin_key: str, keys: list[str]) -> None:
+    """Give every key ``MINTER_ROLE`` on ``token`` that lacks it, granted by ``admin_key`` (the
+    admin of a token this stack or the bench deployed). A token given with ``TOKEN_ADDRESS`` whose
+    admin is another key cannot be changed here: that is logged, and such a signer's batches revert."""
     abi = contracts.load_artifact("MintToken")["abi"]
     token_contract = w3.eth.contract(address=Web3.to_checksum_address(token), abi=abi)
     role = token_contract.functions.MINTER_ROLE().call()
     admin_role = token_contract.functions.DEFAULT_ADMIN_ROLE().call()
-    admin = address(keys[0])
+    admin = address(admin_key)
     for key in keys:
         minter = address(key)
         if token_contract.functions.hasRole(role, minter).call():
@@ -62,5 +62,5 @@ def ensure_minters(w3: Web3, token: str, keys: list[str]) -> None:
         if not token_contract.functions.hasRole(admin_role, admin).call():
             log.warning("%s lacks MINTER_ROLE and %s cannot grant it: its batches will revert", minter, admin)
             continue
-        contracts.transact(w3, token_contract.functions.grantRole(role, minter), keys[0])
+        contracts.transact(w3, token_contract.functions.grantRole(role, minter), admin_key)
         log.info("granted MINTER_ROLE on %s to %s", token, minter)
