@@ -30,22 +30,27 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import PLAIN_INSERT, PLAIN_TABLE
+from bench.enqueue_handler import MINT_QUEUE_INSERT
 from mintq import db, migrations
 
 #: A new payer per call, the same in every statement.
 PAYER = "'0x' || lpad(to_hex(nextval('bench_payers')), 40, '0')"
-#: The enqueue as the API sends it (the named query), with a new payer, in free mode.
-ENQUEUE = re.sub(
-    r"%\((\w+)\)s",
-    lambda m: {"payer": PAYER, "payment_type": "'free'", "default_max_pending": "10"}[m[1]],
-    # One line without its comments: in single-user mode a newline ends a statement.
-    " ".join(line for line in db.query("enqueue_request").splitlines() if not line.lstrip().startswith("--")),
-).rstrip("; ")
+_VALUES = {"payer": PAYER, "payment_type": "'free'", "default_max_pending": "10"}
+
+
+def literal(statement: str) -> str:
+    """``statement`` (psycopg's ``%(name)s`` placeholders) on one line, without its comments (in
+    single-user mode a newline ends a statement), with a new payer, in free mode."""
+    text = " ".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+    return re.sub(r"%\((\w+)\)s", lambda m: _VALUES[m[1]], text).rstrip("; ")
+
+
+#: The statements measured: issue 14's baseline, a bare INSERT into the queue, and the enqueue
+#: as the API sends it (the named query).
 STATEMENTS = {
-    "plain INSERT": PLAIN_INSERT.replace("%(p)s", PAYER),
-    "INSERT into mint_queue": "INSERT INTO mint_queue (payer_address, payment_type)"
-    f" VALUES ({PAYER}, 'free') RETURNING id",
-    "enqueue": ENQUEUE,
+    "plain INSERT": literal(PLAIN_INSERT),
+    "INSERT into mint_queue": literal(MINT_QUEUE_INSERT),
+    "enqueue": literal(db.query("enqueue_request")),
 }
 
 
