@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from mintq import db
-from tests.functional.test_enqueue_api import ALICE, mint
 from tests.support.events import http_event, invoke
+
+PAYER = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
 
 #: How long the stuck transaction holds its lock: past mintq_enqueue's lock_timeout (3 s), so
 #: a bounded wait answers 503 first, while an unbounded one answers 202 once it is released.
@@ -53,6 +54,10 @@ def stuck_transaction(database_url: str) -> Iterator[Any]:
         holder.close()
 
 
+def mint(payer: str) -> tuple[int, dict[str, Any], dict[str, str]]:
+    return invoke("enqueue", http_event("POST", "/mint", body={"payer": payer}))
+
+
 def pending_of(database_url: str, payer: str) -> int:
     with db.connect(database_url) as conn:
         row = conn.execute(
@@ -66,10 +71,10 @@ def pending_of(database_url: str, payer: str) -> int:
 def test_an_enqueue_blocked_by_a_stuck_lock_answers_503_and_queues_nothing(
     database_url: str, stuck_transaction: Any, lock: str
 ) -> None:
-    assert mint({"payer": ALICE})[0] == 202  # the payer's count row exists now
-    stuck_transaction(LOCKS[lock], {"payer": ALICE})
+    assert mint(PAYER)[0] == 202  # the payer's count row exists now
+    stuck_transaction(LOCKS[lock], {"payer": PAYER})
 
-    status, body, headers = invoke("enqueue", http_event("POST", "/mint", body={"payer": ALICE}))
+    status, body, headers = mint(PAYER)
 
     assert status == 503, body
     assert body["success"] is False
@@ -78,8 +83,8 @@ def test_an_enqueue_blocked_by_a_stuck_lock_answers_503_and_queues_nothing(
     # Once the lock is gone (this waits for the holder's ROLLBACK), the refused request is
     # still not in the line.
     with db.connect(database_url) as conn:
-        conn.execute(LOCKS[lock], {"payer": ALICE})
-    assert pending_of(database_url, ALICE) == 1
+        conn.execute(LOCKS[lock], {"payer": PAYER})
+    assert pending_of(database_url, PAYER) == 1
     # And the next request goes through.
-    assert mint({"payer": ALICE})[0] == 202
-    assert pending_of(database_url, ALICE) == 2
+    assert mint(PAYER)[0] == 202
+    assert pending_of(database_url, PAYER) == 2

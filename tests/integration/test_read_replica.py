@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from mintq import config, db, migrations
 from tests.support.chain import fresh_addresses
-from tests.support.events import http_event, invoke
+from tests.support.events import get_queue_item, http_event, invoke
 from tests.support.replica import Pair, primary_with_replica
 
 
@@ -56,19 +55,6 @@ def _wait_caught_up(pair: Pair, timeout: float = 20) -> None:
         replica.close()
 
 
-def _item(queue_id: str) -> tuple[int, dict[str, Any]]:
-    status, body, _ = invoke(
-        "status",
-        http_event(
-            "GET",
-            f"/queue/item/{queue_id}",
-            route="/queue/item/{queueId}",
-            path_parameters={"queueId": queue_id},
-        ),
-    )
-    return status, body
-
-
 def test_status_reads_come_from_the_replica_and_say_how_stale_they_may_be(wired: Pair) -> None:
     replica = db.connect(wired.replica_url)
     primary = db.connect(wired.primary_url)
@@ -105,7 +91,7 @@ def test_a_request_just_enqueued_is_found_through_the_primary_while_the_replica_
             ).fetchone()["n"]
             == 0
         ), "the replica must not have the request yet for this test to mean anything"
-        status, item = _item(queue_id)
+        status, item = get_queue_item(queue_id)
         assert status == 200 and item["id"] == queue_id and item["status"] == "pending"
         status, page, _ = invoke(
             "status",
@@ -117,7 +103,7 @@ def test_a_request_just_enqueued_is_found_through_the_primary_while_the_replica_
             ),
         )
         assert status == 200 and [r["id"] for r in page["requests"]] == [queue_id]
-        status, missing = _item("00000000-0000-4000-8000-000000000000")
+        status, missing = get_queue_item("00000000-0000-4000-8000-000000000000")
         assert status == 404 and missing["error"]["code"] == "not_found"
     finally:
         replica.execute("SELECT pg_wal_replay_resume()")

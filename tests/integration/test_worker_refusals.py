@@ -22,7 +22,7 @@ from tests.support.chain import (
     fresh_addresses,
     statuses,
 )
-from tests.support.events import http_event, invoke
+from tests.support.events import http_event, invoke, queue_item
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.chain
@@ -30,20 +30,6 @@ pytestmark = pytest.mark.chain
 
 def queue_status() -> dict[str, Any]:
     code, body, _ = invoke("status", http_event("GET", "/queue/status"))
-    assert code == 200, body
-    return body
-
-
-def queue_item(queue_id: object) -> dict[str, Any]:
-    code, body, _ = invoke(
-        "status",
-        http_event(
-            "GET",
-            f"/queue/item/{queue_id}",
-            route="/queue/item/{queueId}",
-            path_parameters={"queueId": str(queue_id)},
-        ),
-    )
     assert code == 200, body
     return body
 

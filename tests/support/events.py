@@ -64,17 +64,23 @@ def invoke(function: str, event: dict[str, Any]) -> tuple[int, dict[str, Any], d
     return result["statusCode"], body, result.get("headers") or {}
 
 
-def queue_item(queue_id: str) -> dict[str, Any]:
-    """GET /queue/item/{queueId} through the status handler: the item, answered 200."""
+def get_queue_item(queue_id: object) -> tuple[int, dict[str, Any]]:
+    """GET /queue/item/{queueId} through the status handler: its status and body, whatever they are."""
     status, body, _ = invoke(
         "status",
         http_event(
             "GET",
             f"/queue/item/{queue_id}",
             route="/queue/item/{queueId}",
-            path_parameters={"queueId": queue_id},
+            path_parameters={"queueId": str(queue_id)},
         ),
     )
+    return status, body
+
+
+def queue_item(queue_id: object) -> dict[str, Any]:
+    """GET /queue/item/{queueId} through the status handler: the item, answered 200."""
+    status, body = get_queue_item(queue_id)
     assert status == 200, body
     return body
 
