@@ -4,11 +4,13 @@ throwaway databases and the machine description recorded with every result."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import io
 import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -153,6 +155,18 @@ def run_standalone(purpose: str, measure: Callable[[str], dict[str, Any]], out: 
     print(text)
     if out:
         out.write_text(text + "\n")
+
+
+def postgres_binary(name: str) -> str:
+    """PostgreSQL's program ``name`` (pgbench, initdb, postgres, ...): on PATH, else the newest
+    Debian install's (/usr/lib/postgresql/N/bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(Path(p).parts[-3]))
+    if not candidates:
+        raise FileNotFoundError(f"{name} not found: install Debian's postgresql packages")
+    return candidates[-1]
 
 
 def ratio(a: float | None, b: float | None) -> float | None:

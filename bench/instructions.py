@@ -17,7 +17,6 @@ the same expression in every statement). Needs valgrind and PostgreSQL's server 
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import os
 import re
@@ -29,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PLAIN_INSERT, PLAIN_TABLE
+from bench.common import PLAIN_INSERT, PLAIN_TABLE, postgres_binary
 from bench.enqueue_handler import MINT_QUEUE_INSERT
 from mintq import db, migrations
 
@@ -54,15 +53,6 @@ STATEMENTS = {
 }
 
 
-def server_binary(name: str) -> str:
-    """``name`` from the newest Debian PostgreSQL server (/usr/lib/postgresql/N/bin), else PATH."""
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(Path(p).parts[-3]))
-    path = found[-1] if found else shutil.which(name)
-    if not path:
-        raise FileNotFoundError(f"{name} not found: install Debian's postgresql server package")
-    return path
-
-
 def as_server_user(args: list[str]) -> list[str]:
     """PostgreSQL refuses to run as root: run as the postgres user then."""
     return ["runuser", "-u", "postgres", "--", *args] if os.geteuid() == 0 else args
@@ -78,11 +68,11 @@ def build_cluster(work: Path) -> Path:
         shutil.chown(sockets, "postgres")
     run = subprocess.run
     run(
-        as_server_user([server_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
+        as_server_user([postgres_binary("initdb"), "-D", str(data), "-A", "trust", "-U", "postgres"]),
         check=True,
         capture_output=True,
     )
-    ctl = [server_binary("pg_ctl"), "-D", str(data), "-w"]
+    ctl = [postgres_binary("pg_ctl"), "-D", str(data), "-w"]
     options = f"-c listen_addresses='' -k {sockets} -p 5499"
     # -l: the server must not inherit our pipes, or run() would wait for them to close.
     log = work / "server.log"
@@ -119,7 +109,7 @@ def instructions(data: Path, script: str, work: Path) -> int:
                     "valgrind",
                     "--tool=callgrind",
                     "--callgrind-out-file=/dev/null",
-                    server_binary("postgres"),
+                    postgres_binary("postgres"),
                     "--single",
                     "-D",
                     str(copy),

@@ -12,9 +12,7 @@ INSERT's; a ratio of 1.0 means enqueue costs the database what the plain INSERT 
 from __future__ import annotations
 
 import argparse
-import glob
 import re
-import shutil
 import statistics
 import subprocess
 import sys
@@ -24,7 +22,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import PLAIN_INSERT, create_plain_table, log, run_standalone, set_settings
+from bench.common import PLAIN_INSERT, create_plain_table, log, postgres_binary, run_standalone, set_settings
 from mintq import db
 from mintq.settings import QueueSettings
 
@@ -56,17 +54,6 @@ def pgbench_script(statement: str) -> str:
     return script.replace("%%", "%").rstrip().removesuffix(";") + ";\n"
 
 
-def pgbench_binary() -> str:
-    """pgbench on PATH, else the newest Debian postgresql-client's (/usr/lib/postgresql/N/bin)."""
-    found = shutil.which("pgbench")
-    if found:
-        return found
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench"), key=lambda p: int(Path(p).parts[-3]))
-    if not candidates:
-        raise FileNotFoundError("pgbench not found: install Debian's postgresql-client (or -contrib)")
-    return candidates[-1]
-
-
 def _tps(binary: str, url: str, script: Path, clients: int, seconds: int) -> float:
     defines = [f"--define={name}={value}" for name, value in VARIABLES.items()]
     threads = ["-c", str(clients), "-j", str(clients)]
@@ -87,7 +74,7 @@ def measure(
 ) -> dict[str, Any]:
     """Median tps of each script per client count and enqueue's ratio to the plain INSERT.
     Rounds alternate which script runs first, so drift falls on both alike."""
-    binary = pgbench_binary()
+    binary = postgres_binary("pgbench")
     set_settings(url, {"max_pending_per_payer": 1_000_000_000})
     create_plain_table(url)
     out: dict[str, Any] = {"pgbench": binary, "seconds_per_run": seconds, "rounds": rounds}
