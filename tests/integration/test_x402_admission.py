@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from mintq import config, controls, payments
+from mintq import controls, payments
 from tests.support.chain import ChainEnv
 from tests.support.events import concurrently
 from tests.support.slow_http import SlowHttp
@@ -52,9 +52,7 @@ def test_three_payers_racing_for_the_last_mint_while_the_worker_mints_only_one_i
 
     with SlowHttp(stack.facilitator.url) as slow:
         slow.on("/verify", "hold")
-        through_slow_facilitator(stack, monkeypatch, slow)
-        monkeypatch.setenv("MINTQ_X402_VERIFY_TIMEOUT_SECONDS", "60")
-        config.reset()
+        through_slow_facilitator(stack, monkeypatch, slow, MINTQ_X402_VERIFY_TIMEOUT_SECONDS="60")
         answers: list[Any] = []
         calls = [lambda h=h: post_mint(h) for h in headers]
 

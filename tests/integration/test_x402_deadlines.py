@@ -157,9 +157,7 @@ def test_a_replay_waiting_on_a_twin_that_is_still_settling_answers_inside_the_in
     headers = v2_header(pay_v2(account, stack))
     with SlowHttp(stack.facilitator.url) as slow:
         slow.on("/settle", "hold")
-        through_slow_facilitator(stack, monkeypatch, slow)
-        monkeypatch.setenv("MINTQ_X402_SETTLE_TIMEOUT_SECONDS", "20")
-        config.reset()
+        through_slow_facilitator(stack, monkeypatch, slow, MINTQ_X402_SETTLE_TIMEOUT_SECONDS="20")
         twin: list[Any] = []
         first = threading.Thread(target=lambda: twin.append(post_mint(headers)))
         first.start()

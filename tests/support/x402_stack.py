@@ -170,8 +170,14 @@ def reconciler(stack: Stack) -> payment_reconciler.Reconciler:
     return payment_reconciler.Reconciler(stack.chain_env.rpc_url, min_interval_seconds=0)
 
 
-def through_slow_facilitator(stack: Stack, monkeypatch: pytest.MonkeyPatch, slow: SlowHttp) -> None:
+def through_slow_facilitator(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, slow: SlowHttp, **settings: str
+) -> None:
+    """The API's facilitator calls go through ``slow``; ``settings`` are more environment
+    variables to set with it (e.g. a longer verify timeout)."""
     monkeypatch.setenv("MINTQ_X402_FACILITATOR_URL", slow.url)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
     config.reset()
     x402_facilitator.reset()
 
